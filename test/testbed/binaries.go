@@ -1,0 +1,90 @@
+package testbed
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Pinned versions of the control-plane binaries. `make testbed` builds exactly these; the
+// Go libraries in go.mod (k8s.io/* v0.37.x) pair with this Kubernetes minor.
+const (
+	// KubernetesVersion is the kube-apiserver, kube-controller-manager and kube-scheduler version.
+	KubernetesVersion = "v1.37.1"
+	// EtcdVersion is the etcd server version.
+	EtcdVersion = "v3.6.16"
+	// KwokVersion is the kwok version that runs fake nodes and pods.
+	KwokVersion = "v0.8.0"
+)
+
+// BinDirEnv names the environment variable that overrides where binaries are looked up.
+const BinDirEnv = "LOCKSTEP_TESTBED_BIN"
+
+// BuildCommand is what a user runs to build the binaries the test bed needs.
+const BuildCommand = "make testbed"
+
+// Binary names one control-plane executable and the version directory that holds it.
+type Binary struct {
+	Name    string
+	Version string
+	// Component is the directory prefix under bin/testbed: kubernetes, etcd or kwok.
+	Component string
+}
+
+// Binaries lists every executable the test bed can start.
+var Binaries = []Binary{
+	{Name: "etcd", Version: EtcdVersion, Component: "etcd"},
+	{Name: "kube-apiserver", Version: KubernetesVersion, Component: "kubernetes"},
+	{Name: "kube-controller-manager", Version: KubernetesVersion, Component: "kubernetes"},
+	{Name: "kube-scheduler", Version: KubernetesVersion, Component: "kubernetes"},
+	{Name: "kwok", Version: KwokVersion, Component: "kwok"},
+}
+
+// Dir is the directory under the test bed root that holds this binary: <component>-<version>.
+func (b Binary) Dir() string { return b.Component + "-" + b.Version }
+
+// DefaultRoot returns the directory that holds the per-version binary directories: $LOCKSTEP_TESTBED_BIN
+// if set, else bin/testbed in the repository that contains the working directory.
+func DefaultRoot() (string, error) {
+	if dir := os.Getenv(BinDirEnv); dir != "" {
+		return dir, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding working directory: %w", err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "test", "testbed")); err == nil {
+				return filepath.Join(dir, "bin", "testbed"), nil
+			}
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("no Lockstep repository above %s; set %s to the directory built by %q", wd, BinDirEnv, BuildCommand)
+		}
+	}
+}
+
+// ErrMissingBinary is returned when a binary the test bed needs has not been built.
+var ErrMissingBinary = errors.New("test bed binary not built")
+
+// Path returns the full path of the binary under root, or an error that names the command
+// that builds it.
+func (b Binary) Path(root string) (string, error) {
+	path := filepath.Join(root, b.Dir(), b.Name)
+	info, err := os.Stat(path)
+	if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("%w: %s %s is not at %s; run `%s` in the repository root", ErrMissingBinary, b.Name, b.Version, path, BuildCommand)
+	}
+	return path, nil
+}
+
+func lookupBinary(root, name string) (string, error) {
+	for _, b := range Binaries {
+		if b.Name == name {
+			return b.Path(root)
+		}
+	}
+	return "", fmt.Errorf("unknown test bed binary %q", name)
+}

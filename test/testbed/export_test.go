@@ -1,0 +1,4 @@
+package testbed
+
+// SweepStaleDirs exposes sweepStaleDirs to the external test package.
+var SweepStaleDirs = sweepStaleDirs

@@ -1,0 +1,231 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Options says which components the test bed runs and how.
+type Options struct {
+	// BinRoot holds the <component>-<version> binary directories; DefaultRoot() when empty.
+	BinRoot string
+	// Dir is the working directory (certificates, kubeconfigs, etcd data, logs). When empty a
+	// temporary directory is created and removed by Stop.
+	Dir string
+
+	// ControllerManager runs kube-controller-manager with every default controller, HPA included.
+	ControllerManager bool
+	// Scheduler runs kube-scheduler.
+	Scheduler bool
+	// Kwok runs kwok; implied when Nodes > 0.
+	Kwok bool
+	// Nodes is how many fake nodes to create and wait Ready for.
+	Nodes int
+	// NodeCapacity is each fake node's capacity; 32 CPU, 128Gi memory, 110 pods when nil.
+	NodeCapacity corev1.ResourceList
+	// ExtraStages are additional kwok Stage YAML documents, applied with the built-in ones.
+	ExtraStages []string
+
+	// HPASyncPeriod is the HPA controller's sync period; 15s (the Kubernetes default) when zero.
+	HPASyncPeriod time.Duration
+
+	// Extra flags appended to each component's command line (later flags win).
+	APIServerFlags, ControllerManagerFlags, SchedulerFlags []string
+
+	// StartTimeout bounds the whole start-up; 2 minutes when zero.
+	StartTimeout time.Duration
+}
+
+// Env is a running test bed. Its zero value is not usable; get one from Start.
+type Env struct {
+	// Config is an admin (system:masters) client configuration.
+	Config *rest.Config
+	// Kubeconfig is the path of an admin kubeconfig file.
+	Kubeconfig string
+	// Dir is the working directory; LogDir holds one <component>.log per process.
+	Dir, LogDir string
+	// APIServerURL is https://127.0.0.1:<port>.
+	APIServerURL string
+	// CA is the cluster CA: it signs the API server's certificate and client certificates, and
+	// can sign serving certificates for webhooks and aggregated API servers under test.
+	CA *Authority
+	// FrontProxyCA signs the client certificate the aggregator presents to aggregated servers.
+	FrontProxyCA *Authority
+
+	opts     Options
+	ownDir   bool
+	pki      *pki
+	procs    []*process
+	etcdURL  string
+	stopOnce bool
+}
+
+// Start brings up the test bed described by opts and returns when every component it started
+// is healthy (and, with Nodes > 0, every node is Ready). On error, whatever was started is stopped.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.Nodes > 0 {
+		opts.Kwok = true
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 2 * time.Minute
+	}
+	if opts.HPASyncPeriod == 0 {
+		opts.HPASyncPeriod = 15 * time.Second
+	}
+	if opts.BinRoot == "" {
+		if opts.BinRoot, err = DefaultRoot(); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkBinaries(opts); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
+	defer cancel()
+
+	env := &Env{opts: opts, Dir: opts.Dir}
+	if env.Dir == "" {
+		sweepStaleDirs()
+		if env.Dir, err = os.MkdirTemp("", dirPrefix+strconv.Itoa(os.Getpid())+"-"); err != nil {
+			return nil, fmt.Errorf("creating test bed directory: %w", err)
+		}
+		env.ownDir = true
+	}
+	defer func() {
+		if err != nil {
+			_ = env.Stop()
+		}
+	}()
+	env.LogDir = filepath.Join(env.Dir, "logs")
+	if err := os.MkdirAll(env.LogDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating log directory: %w", err)
+	}
+	if env.pki, err = newPKI(env.Dir); err != nil {
+		return nil, err
+	}
+	env.CA, env.FrontProxyCA = env.pki.ca, env.pki.frontProxyCA
+
+	if err := env.startEtcd(ctx); err != nil {
+		return nil, err
+	}
+	if err := env.startAPIServer(ctx); err != nil {
+		return nil, err
+	}
+	if opts.ControllerManager {
+		if err := env.startControllerManager(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Scheduler {
+		if err := env.startScheduler(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Kwok {
+		if err := env.startKwok(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Nodes > 0 {
+		if err := env.AddNodes(ctx, "kwok-node-", opts.Nodes, opts.NodeCapacity); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+func checkBinaries(opts Options) error {
+	need := []string{"etcd", "kube-apiserver"}
+	if opts.ControllerManager {
+		need = append(need, "kube-controller-manager")
+	}
+	if opts.Scheduler {
+		need = append(need, "kube-scheduler")
+	}
+	if opts.Kwok {
+		need = append(need, "kwok")
+	}
+	var errs []error
+	for _, name := range need {
+		if _, err := lookupBinary(opts.BinRoot, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UserConfig returns a client configuration authenticated as id through a certificate signed by
+// the cluster CA, for tests that need an identity other than admin (RBAC checks).
+func (e *Env) UserConfig(id Identity) (*rest.Config, error) {
+	return identityConfig(e.CA, e.APIServerURL, id)
+}
+
+// Clientset returns a typed admin client.
+func (e *Env) Clientset() (*kubernetes.Clientset, error) {
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		return nil, fmt.Errorf("building clientset: %w", err)
+	}
+	return cs, nil
+}
+
+// LogPath returns the log file of a component (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, kwok).
+func (e *Env) LogPath(component string) string {
+	return filepath.Join(e.LogDir, component+".log")
+}
+
+// Pids returns the process IDs of every component the test bed started, by name.
+func (e *Env) Pids() map[string]int {
+	pids := make(map[string]int, len(e.procs))
+	for _, p := range e.procs {
+		pids[p.name] = p.cmd.Process.Pid
+	}
+	return pids
+}
+
+// Stop ends every process the test bed started, newest first, and removes the working directory
+// if Start created it. It is safe to call more than once.
+func (e *Env) Stop() error {
+	if e == nil || e.stopOnce {
+		return nil
+	}
+	e.stopOnce = true
+	var errs []error
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		if err := e.procs[i].stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if e.ownDir {
+		if err := os.RemoveAll(e.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", e.Dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// defaultNodeCapacity is roomy enough that tests are limited by replicas, not by node size.
+func defaultNodeCapacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("128Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+}
+
+// Options returns the options the test bed was started with, defaults filled in.
+func (e *Env) Options() Options { return e.opts }
+
+// KeepDir makes Stop leave the working directory (certificates, logs) in place for inspection.
+func (e *Env) KeepDir() { e.ownDir = false }
