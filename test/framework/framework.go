@@ -14,8 +14,8 @@ import (
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
-// UnitOnlyEnv, when set to 1, runs a package's tests without starting a test bed; tests that
-// need one are skipped. `make unit` sets it; `make test` never does.
+// UnitOnlyEnv names the environment variable that, set to 1, runs a package's tests without
+// starting a test bed; tests that need one are skipped. `make unit` sets it; `make test` never does.
 const UnitOnlyEnv = "LOCKSTEP_UNIT_ONLY"
 
 var shared *testbed.Env

@@ -128,5 +128,9 @@ func (p *process) logTail(lines int) string {
 
 // earlyExitError describes a component that ended while the test bed was waiting for it.
 func (p *process) earlyExitError() error {
-	return fmt.Errorf("%s exited early (%v); last log lines from %s:\n%s", p.name, p.waitErr, p.logPath, p.logTail(20))
+	cause := p.waitErr
+	if cause == nil {
+		cause = errors.New("exit status 0")
+	}
+	return fmt.Errorf("%s exited early: %w; last log lines from %s:\n%s", p.name, cause, p.logPath, p.logTail(20))
 }

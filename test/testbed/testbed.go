@@ -73,19 +73,8 @@ type Env struct {
 // Start brings up the test bed described by opts and returns when every component it started
 // is healthy (and, with Nodes > 0, every node is Ready). On error, whatever was started is stopped.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
-	if opts.Nodes > 0 {
-		opts.Kwok = true
-	}
-	if opts.StartTimeout == 0 {
-		opts.StartTimeout = 2 * time.Minute
-	}
-	if opts.HPASyncPeriod == 0 {
-		opts.HPASyncPeriod = 15 * time.Second
-	}
-	if opts.BinRoot == "" {
-		if opts.BinRoot, err = DefaultRoot(); err != nil {
-			return nil, err
-		}
+	if opts, err = opts.withDefaults(); err != nil {
+		return nil, err
 	}
 	if err := checkBinaries(opts); err != nil {
 		return nil, err
@@ -114,27 +103,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 	env.CA, env.FrontProxyCA = env.pki.ca, env.pki.frontProxyCA
-
-	if err := env.startEtcd(ctx); err != nil {
+	if err := env.startComponents(ctx); err != nil {
 		return nil, err
-	}
-	if err := env.startAPIServer(ctx); err != nil {
-		return nil, err
-	}
-	if opts.ControllerManager {
-		if err := env.startControllerManager(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Scheduler {
-		if err := env.startScheduler(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if opts.Kwok {
-		if err := env.startKwok(); err != nil {
-			return nil, err
-		}
 	}
 	if opts.Nodes > 0 {
 		if err := env.AddNodes(ctx, "kwok-node-", opts.Nodes, opts.NodeCapacity); err != nil {
@@ -142,6 +112,50 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 	}
 	return env, nil
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Nodes > 0 {
+		o.Kwok = true
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 2 * time.Minute
+	}
+	if o.HPASyncPeriod == 0 {
+		o.HPASyncPeriod = 15 * time.Second
+	}
+	if o.BinRoot == "" {
+		root, err := DefaultRoot()
+		if err != nil {
+			return o, err
+		}
+		o.BinRoot = root
+	}
+	return o, nil
+}
+
+// startComponents starts the processes in dependency order, each healthy before the next.
+func (e *Env) startComponents(ctx context.Context) error {
+	if err := e.startEtcd(ctx); err != nil {
+		return err
+	}
+	if err := e.startAPIServer(ctx); err != nil {
+		return err
+	}
+	if e.opts.ControllerManager {
+		if err := e.startControllerManager(ctx); err != nil {
+			return err
+		}
+	}
+	if e.opts.Scheduler {
+		if err := e.startScheduler(ctx); err != nil {
+			return err
+		}
+	}
+	if e.opts.Kwok {
+		return e.startKwok()
+	}
+	return nil
 }
 
 func checkBinaries(opts Options) error {
