@@ -47,8 +47,11 @@ bench: testbed ## Run benchmarks and print their figures.
 	go test -run '^$$' -bench . -benchmem -benchtime 3x ./... | grep -E '^(Benchmark|goos|pkg|ok|FAIL|---)'
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs and RBAC with controller-gen.
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and chart/crds) and RBAC with controller-gen.
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./...
+	$(CONTROLLER_GEN) crd paths=./cronhpa/apis/... output:crd:artifacts:config=config/crd
+	$(CONTROLLER_GEN) rbac:roleName=lockstep-cronhpa paths=./cronhpa/... output:rbac:artifacts:config=config/rbac/cronhpa
+	@mkdir -p chart/crds && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.
