@@ -41,6 +41,10 @@ type Condition struct {
 	// Message explains the state.
 	// +optional
 	Message string `json:"message"`
+	// SubmittedTime is when this incarnation of the job was scheduled (created, schedule
+	// changed, or re-enabled): scheduled times before it are never run.
+	// +optional
+	SubmittedTime *metav1.Time `json:"submittedTime,omitempty"`
 	// LastScheduleTime is the latest scheduled time the controller handled (ran, missed or
 	// skipped). A time is never handled twice.
 	// +optional

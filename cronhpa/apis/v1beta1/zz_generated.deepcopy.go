@@ -19,6 +19,10 @@ import (
 func (in *Condition) DeepCopyInto(out *Condition) {
 	*out = *in
 	in.LastProbeTime.DeepCopyInto(&out.LastProbeTime)
+	if in.SubmittedTime != nil {
+		in, out := &in.SubmittedTime, &out.SubmittedTime
+		*out = (*in).DeepCopy()
+	}
 	if in.LastScheduleTime != nil {
 		in, out := &in.LastScheduleTime, &out.LastScheduleTime
 		*out = (*in).DeepCopy()

@@ -1,0 +1,130 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
+	"github.com/lockstep-dev/lockstep/cronhpa/schedule"
+)
+
+// Action is what one job must do in this reconcile.
+type Action string
+
+const (
+	// ActionNone: nothing is due.
+	ActionNone Action = ""
+	// ActionRun: scale the target for the scheduled time.
+	ActionRun Action = "Run"
+	// ActionMiss: the scheduled time is older than the starting deadline and was never tried.
+	ActionMiss Action = "Miss"
+	// ActionSkip: the scheduled time falls on an excluded date.
+	ActionSkip Action = "Skip"
+	// ActionGiveUp: the scheduled time was tried and failed until the deadline passed.
+	ActionGiveUp Action = "GiveUp"
+)
+
+// jobInput is one job with its parsed schedule and its status record (nil when new).
+type jobInput struct {
+	job    v1beta1.Job
+	sched  schedule.Schedule
+	record *v1beta1.Condition
+}
+
+// decideInput is everything a decision needs; gathering it is the reconciler's job.
+type decideInput struct {
+	now        time.Time
+	deadline   time.Duration
+	exclusions *schedule.Exclusions
+	// enabled is spec.cronMode != Disable; resumed is true when status says it was disabled,
+	// so that times passed while disabled are not caught up.
+	enabled, resumed bool
+	jobs             []jobInput
+}
+
+// jobDecision is the decision for one job.
+type jobDecision struct {
+	name   string
+	action Action
+	// instant is the scheduled time the action is for.
+	instant time.Time
+	// next is the job's next activation after now; zero when it will not run again.
+	next time.Time
+	// submitted is the job incarnation's start: scheduled times before it never run. It is
+	// now for a new job, a changed schedule or a resumed object.
+	submitted time.Time
+	// fresh means the status record must be (re)created: new job or changed schedule.
+	fresh bool
+}
+
+// decide computes, for every job, what to do now and when it next runs. It is pure.
+func decide(in decideInput) []jobDecision {
+	out := make([]jobDecision, 0, len(in.jobs))
+	for _, j := range in.jobs {
+		out = append(out, decideJob(in, j))
+	}
+	return out
+}
+
+func decideJob(in decideInput, j jobInput) jobDecision {
+	rec := j.record
+	d := jobDecision{name: j.job.Name}
+	d.fresh = rec == nil || rec.Schedule != j.job.Schedule
+	switch {
+	case d.fresh || in.resumed || rec.SubmittedTime == nil:
+		d.submitted = in.now
+	default:
+		d.submitted = rec.SubmittedTime.Time
+	}
+	if !in.enabled {
+		return d
+	}
+	var last time.Time
+	if !d.fresh && rec.LastScheduleTime != nil {
+		last = rec.LastScheduleTime.Time
+	}
+	if !d.fresh && j.job.RunOnce && !last.IsZero() {
+		return d // ran once (or was missed, skipped or given up): finished.
+	}
+	lower := d.submitted
+	if last.After(lower) {
+		lower = last
+	}
+	d.next = j.sched.Next(in.now)
+	due := schedule.MostRecent(j.sched, lower, in.now)
+	if due.IsZero() {
+		return d
+	}
+	d.instant = due
+	late := in.now.Sub(due) > in.deadline
+	switch {
+	case in.exclusions.Excludes(due):
+		d.action = ActionSkip
+	case !late:
+		d.action = ActionRun
+	case !d.fresh && rec.State == v1beta1.Failed && !rec.LastProbeTime.Time.Before(due):
+		d.action = ActionGiveUp
+	default:
+		d.action = ActionMiss
+	}
+	if j.job.RunOnce {
+		d.next = time.Time{} // this instant is its one run.
+	}
+	return d
+}
+
+// requeueAfter is how long until the earliest next activation, or zero if none is scheduled.
+func requeueAfter(now time.Time, decisions []jobDecision) time.Duration {
+	var earliest time.Time
+	for _, d := range decisions {
+		if !d.next.IsZero() && (earliest.IsZero() || d.next.Before(earliest)) {
+			earliest = d.next
+		}
+	}
+	if earliest.IsZero() {
+		return 0
+	}
+	if wait := earliest.Sub(now); wait > 0 {
+		return wait
+	}
+	return time.Millisecond
+}
