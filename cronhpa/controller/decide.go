@@ -38,7 +38,12 @@ type decideInput struct {
 	// enabled is spec.cronMode != Disable; resumed is true when status says it was disabled,
 	// so that times passed while disabled are not caught up.
 	enabled, resumed bool
-	jobs             []jobInput
+	// created is the object's creation time. On the object's first reconcile (no job has a
+	// record yet) it bounds the past instead of now, so that a time that came due while the
+	// controller was down between creation and first sight still runs (within the deadline).
+	created        time.Time
+	firstReconcile bool
+	jobs           []jobInput
 }
 
 // jobDecision is the decision for one job.
@@ -70,6 +75,8 @@ func decideJob(in decideInput, j jobInput) jobDecision {
 	d := jobDecision{name: j.job.Name}
 	d.fresh = rec == nil || rec.Schedule != j.job.Schedule
 	switch {
+	case in.firstReconcile && !in.created.IsZero() && in.created.Before(in.now):
+		d.submitted = in.created
 	case d.fresh || in.resumed || rec.SubmittedTime == nil:
 		d.submitted = in.now
 	default:

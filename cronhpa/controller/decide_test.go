@@ -44,13 +44,19 @@ func TestDecide(t *testing.T) {
 		runOnce  bool
 		disabled bool
 		resumed  bool
-		excl     *schedule.Exclusions
-		want     Action
-		instant  string
-		next     string
+		// firstSeen is the object's creation time, given when no record exists yet.
+		firstSeen string
+		excl      *schedule.Exclusions
+		want      Action
+		instant   string
+		next      string
 	}{
 		"new job: past times never run": {
 			now: "2026-11-22T10:05:00Z", record: nil, want: ActionNone, next: "2026-11-22T10:10:00Z",
+		},
+		"first reconcile after downtime: a time due since creation runs": {
+			now: "2026-11-22T10:12:00Z", record: nil, firstSeen: "2026-11-22T10:08:00Z",
+			want: ActionRun, instant: "2026-11-22T10:10:00Z", next: "2026-11-22T10:20:00Z",
 		},
 		"due now runs": {
 			now: "2026-11-22T10:10:00.2Z", record: rec(v1beta1.Submitted, "2026-11-22T10:01:00Z", "", "2026-11-22T10:01:00Z"),
@@ -111,6 +117,9 @@ func TestDecide(t *testing.T) {
 				now: ts(tc.now), deadline: 5 * time.Minute, exclusions: tc.excl,
 				enabled: !tc.disabled, resumed: tc.resumed,
 				jobs: []jobInput{{job: v1beta1.Job{Name: "up", Schedule: every10, TargetSize: 3, RunOnce: tc.runOnce}, sched: sched, record: tc.record}},
+			}
+			if tc.firstSeen != "" {
+				in.created, in.firstReconcile = ts(tc.firstSeen), true
 			}
 			got := decide(in)[0]
 			if got.action != tc.want {

@@ -123,6 +123,9 @@ func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *
 		exclusions: compiled.Exclusions,
 		enabled:    obj.Spec.CronMode != v1beta1.CronModeDisable,
 		resumed:    obj.Status.CronMode == v1beta1.CronModeDisable && obj.Spec.CronMode != v1beta1.CronModeDisable,
+		created:    obj.CreationTimestamp.Time,
+		// The first reconcile writes a record per job; until then none exists.
+		firstReconcile: len(obj.Status.Conditions) == 0,
 	}
 	for i, job := range obj.Spec.Jobs {
 		in.jobs = append(in.jobs, jobInput{job: job, sched: compiled.Schedules[i], record: records[job.Name]})

@@ -168,3 +168,9 @@ func (s *Scaler) controllingHPA(ctx context.Context, namespace string, ref v1bet
 	}
 	return "", nil
 }
+
+// ResolveKind reports whether the cluster serves the target's kind (for the webhook).
+func (s *Scaler) ResolveKind(ref v1beta1.ScaleTargetRef) error {
+	_, _, err := s.Resolve(ref)
+	return err
+}

@@ -1,0 +1,147 @@
+// Package cronhpa is scheduled scaling for sales events: a drop-in replacement for Alibaba
+// Cloud's CronHorizontalPodAutoscaler (autoscaling.alibabacloud.com/v1beta1). Its API is in
+// apis/v1beta1, pure schedule logic in schedule/, the reconciler in controller/ and the
+// admission webhook in webhook/. New wires them into one controller-runtime manager.
+package cronhpa
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/scale"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
+	"github.com/lockstep-dev/lockstep/cronhpa/controller"
+	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
+)
+
+// Options configure the cronhpa controller. Zero values take the defaults of the flags in
+// cmd/cronhpa.
+type Options struct {
+	// MetricsAddr serves Prometheus metrics ("0" disables).
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz ("0" disables).
+	ProbeAddr string
+	// LeaderElection makes only one replica act; on by default in cmd/cronhpa.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the lease; the in-cluster namespace when empty.
+	LeaderElectionNamespace string
+	// WebhookPort and WebhookCertDir serve the validating webhook (tls.crt, tls.key);
+	// WebhookPort 0 disables it.
+	WebhookPort    int
+	WebhookHost    string
+	WebhookCertDir string
+	// DefaultLocation applies to objects without spec.timezone.
+	DefaultLocation *time.Location
+	// StartingDeadline is how late a missed time may still run.
+	StartingDeadline time.Duration
+	// Workers is the number of objects reconciled in parallel.
+	Workers int
+	// Clock is the time source; the real clock when nil.
+	Clock clock.Clock
+	// Registry receives the metrics; controller-runtime's registry when nil.
+	Registry prometheus.Registerer
+}
+
+// Scheme returns a scheme with the built-in kinds and CronHorizontalPodAutoscaler.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding built-in types: %w", err)
+	}
+	if err := v1beta1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding cronhpa types: %w", err)
+	}
+	return s, nil
+}
+
+// New builds the controller manager: the reconciler, the webhook and the probes.
+func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Registry == nil {
+		opts.Registry = crmetrics.Registry
+	}
+	if opts.DefaultLocation == nil {
+		opts.DefaultLocation = time.UTC
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.StartingDeadline <= 0 {
+		opts.StartingDeadline = 5 * time.Minute
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	mgrOpts := ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        "lockstep-cronhpa",
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+	}
+	if opts.WebhookPort != 0 {
+		mgrOpts.WebhookServer = webhook.NewServer(webhook.Options{Host: opts.WebhookHost, Port: opts.WebhookPort, CertDir: opts.WebhookCertDir})
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	scaler, err := newScaler(cfg, mgr)
+	if err != nil {
+		return nil, err
+	}
+	rec := &controller.Reconciler{
+		Client:          mgr.GetClient(),
+		Scaler:          scaler,
+		Clock:           opts.Clock,
+		Recorder:        mgr.GetEventRecorder("cron-horizontal-pod-autoscaler"),
+		Metrics:         controller.NewMetrics(opts.Registry),
+		DefaultLocation: opts.DefaultLocation,
+		DefaultDeadline: opts.StartingDeadline,
+	}
+	if err := rec.SetupWithManager(mgr, opts.Workers); err != nil {
+		return nil, fmt.Errorf("setting up the controller: %w", err)
+	}
+	if opts.WebhookPort != 0 {
+		v := &cronwebhook.Validator{Resolver: scaler, DefaultLocation: opts.DefaultLocation}
+		if err := v.SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the webhook: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding readiness check: %w", err)
+	}
+	return mgr, nil
+}
+
+func newScaler(cfg *rest.Config, mgr ctrl.Manager) (*controller.Scaler, error) {
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating discovery client: %w", err)
+	}
+	scales, err := scale.NewForConfig(cfg, mgr.GetRESTMapper(), dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(disco))
+	if err != nil {
+		return nil, fmt.Errorf("creating scale client: %w", err)
+	}
+	return &controller.Scaler{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Scales: scales}, nil
+}

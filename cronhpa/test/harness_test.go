@@ -1,0 +1,261 @@
+package test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/lockstep-dev/lockstep/cronhpa"
+	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
+	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+// The controller under test runs in this process against the package's test bed; tests may
+// stop it and start a new one to check behaviour across restarts.
+var ctl struct {
+	cancel      context.CancelFunc
+	done        chan error
+	webhookPort int
+	certDir     string
+}
+
+const webhookConfigName = "lockstep-cronhpa"
+
+func TestMain(m *testing.M) {
+	framework.Main(m, testbed.Options{})
+}
+
+// setup installs the CRD and the webhook configuration and starts the controller, once per
+// package (on the first test that needs it).
+func setup(t *testing.T) client.Client {
+	t.Helper()
+	env := framework.Env(t)
+	c := newClient(t, env)
+	if ctl.cancel != nil {
+		return c
+	}
+	installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
+	ctl.certDir = t.TempDir()
+	serving, err := env.CA.Sign(testbed.CertRequest{CommonName: "cronhpa-webhook", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctl.certDir, "tls.crt"), serving.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctl.certDir, "tls.key"), serving.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl.webhookPort = ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	startController(t)
+	installWebhook(t, c, env)
+	return c
+}
+
+func newClient(t *testing.T, env *testbed.Env) client.Client {
+	t.Helper()
+	scheme, err := cronhpa.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startController runs a fresh controller manager (with a new metrics registry).
+func startController(t *testing.T) {
+	t.Helper()
+	env := framework.Env(t)
+	mgr, err := cronhpa.New(env.Config, cronhpa.Options{
+		MetricsAddr:      "0",
+		ProbeAddr:        "0",
+		WebhookHost:      "127.0.0.1",
+		WebhookPort:      ctl.webhookPort,
+		WebhookCertDir:   ctl.certDir,
+		StartingDeadline: time.Minute,
+		Registry:         prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctl.cancel, ctl.done = cancel, make(chan error, 1)
+	go func() { ctl.done <- mgr.Start(ctx) }()
+	// Wait for the webhook to serve, so that tests see admission decisions.
+	framework.Eventually(t, 30*time.Second, func(context.Context) error {
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctl.webhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only.
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+}
+
+// stopController stops the running controller and waits for it to exit.
+func stopController(t *testing.T) {
+	t.Helper()
+	ctl.cancel()
+	select {
+	case err := <-ctl.done:
+		if err != nil {
+			t.Fatalf("controller exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("controller did not stop")
+	}
+}
+
+func installCRD(t *testing.T, c client.Client, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Create(ctx, &crd); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		var got apiextensionsv1.CustomResourceDefinition
+		if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
+			return err
+		}
+		for _, cond := range got.Status.Conditions {
+			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("CRD %s not established", crd.Name)
+	})
+}
+
+func installWebhook(t *testing.T, c client.Client, env *testbed.Env) {
+	t.Helper()
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", ctl.webhookPort, cronwebhook.Path)
+	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: webhookConfigName},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "cronhpa.autoscaling.alibabacloud.com",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: env.CA.CertPEM},
+			AdmissionReviewVersions: []string{"v1"},
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups:   []string{v1beta1.GroupVersion.Group},
+					APIVersions: []string{v1beta1.GroupVersion.Version},
+					Resources:   []string{"cronhorizontalpodautoscalers"},
+				},
+			}},
+		}},
+	}
+	if err := c.Create(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deployment creates a Deployment with the given replicas in ns.
+func deployment(t *testing.T, c client.Client, ns, name string, replicas int32) *appsv1.Deployment {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+			},
+		},
+	}
+	if err := c.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// waitReplicas waits until the Deployment's spec.replicas is want.
+func waitReplicas(t *testing.T, c client.Client, ns, name string, want int32, timeout time.Duration) {
+	t.Helper()
+	framework.Eventually(t, timeout, func(ctx context.Context) error {
+		var d appsv1.Deployment
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
+			return err
+		}
+		if *d.Spec.Replicas != want {
+			return fmt.Errorf("deployment %s has %d replicas, want %d", name, *d.Spec.Replicas, want)
+		}
+		return nil
+	})
+}
+
+// jobRecord waits until the named job's record satisfies ok and returns it.
+func jobRecord(t *testing.T, c client.Client, ns, name, job string, timeout time.Duration, ok func(v1beta1.Condition) bool) v1beta1.Condition {
+	t.Helper()
+	var found v1beta1.Condition
+	framework.Eventually(t, timeout, func(ctx context.Context) error {
+		var obj v1beta1.CronHorizontalPodAutoscaler
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &obj); err != nil {
+			return err
+		}
+		for _, r := range obj.Status.Conditions {
+			if r.Name == job && ok(r) {
+				found = r
+				return nil
+			}
+		}
+		return fmt.Errorf("job %s records: %+v", job, obj.Status.Conditions)
+	})
+	return found
+}
+
+// cronHPA builds an object targeting a Deployment.
+func cronHPA(ns, name, target string, jobs ...v1beta1.Job) *v1beta1.CronHorizontalPodAutoscaler {
+	return &v1beta1.CronHorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1beta1.CronHorizontalPodAutoscalerSpec{
+			ScaleTargetRef: v1beta1.ScaleTargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: target},
+			Jobs:           jobs,
+		},
+	}
+}
+
+// dateIn returns a @date schedule d from now (UTC, whole seconds).
+func dateIn(d time.Duration) string {
+	return "@date " + time.Now().UTC().Add(d).Truncate(time.Second).Format("2006-01-02 15:04:05")
+}
