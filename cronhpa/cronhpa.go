@@ -53,6 +53,9 @@ type Options struct {
 	Clock clock.Clock
 	// Registry receives the metrics; controller-runtime's registry when nil.
 	Registry prometheus.Registerer
+	// SkipNameValidation allows a second controller of the same name in one process, for
+	// tests that restart the controller.
+	SkipNameValidation bool
 }
 
 // Scheme returns a scheme with the built-in kinds and CronHorizontalPodAutoscaler.
@@ -116,7 +119,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		DefaultLocation: opts.DefaultLocation,
 		DefaultDeadline: opts.StartingDeadline,
 	}
-	if err := rec.SetupWithManager(mgr, opts.Workers); err != nil {
+	if err := rec.SetupWithManager(mgr, opts.Workers, opts.SkipNameValidation); err != nil {
 		return nil, fmt.Errorf("setting up the controller: %w", err)
 	}
 	if opts.WebhookPort != 0 {

@@ -11,15 +11,15 @@ import (
 type Action string
 
 const (
-	// ActionNone: nothing is due.
+	// ActionNone means nothing is due.
 	ActionNone Action = ""
-	// ActionRun: scale the target for the scheduled time.
+	// ActionRun means scale the target for the scheduled time.
 	ActionRun Action = "Run"
-	// ActionMiss: the scheduled time is older than the starting deadline and was never tried.
+	// ActionMiss means the scheduled time is older than the starting deadline and was never tried.
 	ActionMiss Action = "Miss"
-	// ActionSkip: the scheduled time falls on an excluded date.
+	// ActionSkip means the scheduled time falls on an excluded date.
 	ActionSkip Action = "Skip"
-	// ActionGiveUp: the scheduled time was tried and failed until the deadline passed.
+	// ActionGiveUp means the scheduled time was tried and failed until the deadline passed.
 	ActionGiveUp Action = "GiveUp"
 )
 
@@ -72,16 +72,8 @@ func decide(in decideInput) []jobDecision {
 
 func decideJob(in decideInput, j jobInput) jobDecision {
 	rec := j.record
-	d := jobDecision{name: j.job.Name}
-	d.fresh = rec == nil || rec.Schedule != j.job.Schedule
-	switch {
-	case in.firstReconcile && !in.created.IsZero() && in.created.Before(in.now):
-		d.submitted = in.created
-	case d.fresh || in.resumed || rec.SubmittedTime == nil:
-		d.submitted = in.now
-	default:
-		d.submitted = rec.SubmittedTime.Time
-	}
+	d := jobDecision{name: j.job.Name, fresh: rec == nil || rec.Schedule != j.job.Schedule}
+	d.submitted = submittedTime(in, rec, d.fresh)
 	if !in.enabled {
 		return d
 	}
@@ -97,26 +89,43 @@ func decideJob(in decideInput, j jobInput) jobDecision {
 		lower = last
 	}
 	d.next = j.sched.Next(in.now)
-	due := schedule.MostRecent(j.sched, lower, in.now)
-	if due.IsZero() {
+	d.instant = schedule.MostRecent(j.sched, lower, in.now)
+	if d.instant.IsZero() {
 		return d
 	}
-	d.instant = due
-	late := in.now.Sub(due) > in.deadline
-	switch {
-	case in.exclusions.Excludes(due):
-		d.action = ActionSkip
-	case !late:
-		d.action = ActionRun
-	case !d.fresh && rec.State == v1beta1.Failed && !rec.LastProbeTime.Time.Before(due):
-		d.action = ActionGiveUp
-	default:
-		d.action = ActionMiss
-	}
 	if j.job.RunOnce {
-		d.next = time.Time{} // this instant is its one run.
+		d.next = time.Time{} // the due instant is its one run.
 	}
+	d.action = classify(in, rec, d)
 	return d
+}
+
+// submittedTime is when the job's incarnation starts counting scheduled times.
+func submittedTime(in decideInput, rec *v1beta1.Condition, fresh bool) time.Time {
+	switch {
+	case in.firstReconcile && !in.created.IsZero() && in.created.Before(in.now):
+		// creationTimestamp is truncated to the second: a time in that second counts.
+		return in.created.Add(-time.Nanosecond)
+	case fresh || in.resumed || rec.SubmittedTime == nil:
+		return in.now
+	default:
+		return rec.SubmittedTime.Time
+	}
+}
+
+// classify picks the action for a due instant: skip an excluded day, run inside the starting
+// deadline, and past it give up (if it was tried and failed) or record a miss.
+func classify(in decideInput, rec *v1beta1.Condition, d jobDecision) Action {
+	switch {
+	case in.exclusions.Excludes(d.instant):
+		return ActionSkip
+	case in.now.Sub(d.instant) <= in.deadline:
+		return ActionRun
+	case !d.fresh && rec.State == v1beta1.Failed && !rec.LastProbeTime.Time.Before(d.instant):
+		return ActionGiveUp
+	default:
+		return ActionMiss
+	}
 }
 
 // requeueAfter is how long until the earliest next activation, or zero if none is scheduled.

@@ -47,11 +47,12 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 
 // SetupWithManager registers the reconciler with mgr.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+// Tests that restart the controller in one process set skipNameValidation.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidation bool) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1beta1.CronHorizontalPodAutoscaler{}).
 		Named("cronhpa").
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
 		Complete(r)
 }
 

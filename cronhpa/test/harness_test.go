@@ -53,7 +53,11 @@ func setup(t *testing.T) client.Client {
 		return c
 	}
 	installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
-	ctl.certDir = t.TempDir()
+	// Under the test bed's directory: it must outlive this test, and Stop removes it.
+	ctl.certDir = filepath.Join(env.Dir, "cronhpa-webhook")
+	if err := os.MkdirAll(ctl.certDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	serving, err := env.CA.Sign(testbed.CertRequest{CommonName: "cronhpa-webhook", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +107,8 @@ func startController(t *testing.T) {
 		WebhookCertDir:   ctl.certDir,
 		StartingDeadline: time.Minute,
 		Registry:         prometheus.NewRegistry(),
+		// Restart tests run a second manager in this process.
+		SkipNameValidation: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -111,8 +117,14 @@ func startController(t *testing.T) {
 	ctl.cancel, ctl.done = cancel, make(chan error, 1)
 	go func() { ctl.done <- mgr.Start(ctx) }()
 	// Wait for the webhook to serve, so that tests see admission decisions.
+	done := ctl.done
 	framework.Eventually(t, 30*time.Second, func(context.Context) error {
-		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctl.webhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only.
+		select {
+		case err := <-done:
+			t.Fatalf("controller exited during start-up: %v", err)
+		default:
+		}
+		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctl.webhookPort), &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			return err
 		}
@@ -153,13 +165,21 @@ func installCRD(t *testing.T, c client.Client, path string) {
 		if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
 			return err
 		}
-		for _, cond := range got.Status.Conditions {
-			if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-				return nil
-			}
+		if crdEstablished(&got) {
+			return nil
 		}
 		return fmt.Errorf("CRD %s not established", crd.Name)
 	})
+}
+
+// webhookConfig reads the webhook configuration installed by setup.
+func webhookConfig(t *testing.T, c client.Client) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	t.Helper()
+	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
+	if err := c.Get(context.Background(), types.NamespacedName{Name: webhookConfigName}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
 }
 
 func installWebhook(t *testing.T, c client.Client, env *testbed.Env) {

@@ -8,16 +8,16 @@ import (
 type JobState string
 
 const (
-	// Submitted: the job is scheduled and has not run yet (the reference's state).
+	// Submitted means the job is scheduled and has not run yet (the reference's state).
 	Submitted JobState = "Submitted"
-	// Succeed: the latest run scaled the target (the reference's spelling).
+	// Succeed means the latest run scaled the target (the reference's spelling).
 	Succeed JobState = "Succeed"
-	// Failed: the latest run gave up; the message says why.
+	// Failed means the latest run gave up; the message says why.
 	Failed JobState = "Failed"
-	// Missed: the latest scheduled time passed while the controller could not act and is older
+	// Missed means the latest scheduled time passed while the controller could not act and is older
 	// than the starting deadline, so it was not run (Lockstep addition).
 	Missed JobState = "Missed"
-	// Skipped: the latest scheduled time fell on an excluded date (Lockstep addition).
+	// Skipped means the latest scheduled time fell on an excluded date (Lockstep addition).
 	Skipped JobState = "Skipped"
 )
 
