@@ -43,8 +43,8 @@ e2e: testbed ## Run end-to-end scenarios (build tag e2e) on the test bed.
 	go test -tags e2e $(TEST_FLAGS) ./test/e2e/...
 
 .PHONY: bench
-bench: testbed ## Run benchmarks and print their figures.
-	go test -run '^$$' -bench . -benchmem -benchtime 3x ./... | grep -E '^(Benchmark|goos|pkg|ok|FAIL|---)'
+bench: testbed build ## Run benchmarks against the test bed and print their figures (about 15 minutes).
+	go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | grep -E '^(Benchmark|goos|pkg|ok|FAIL|---)'
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and chart/crds) and RBAC with controller-gen.
@@ -62,8 +62,8 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: demo
-demo: testbed ## Start a local cluster (real control plane, kwok nodes) and keep it up until Ctrl-C.
-	$(TESTBED_CLI) up --root $(BIN)/testbed --nodes $(NODES) --kubeconfig-out $(BIN)/kubeconfig
+demo: testbed ## Run the sales-event scenario on a local cluster (real control plane, kwok nodes) until Ctrl-C.
+	go run ./test/demo --root $(BIN)/testbed --nodes $(NODES) --kubeconfig-out $(BIN)/kubeconfig
 
 .PHONY: clean
 clean: ## Remove built binaries except the test bed and tools caches.

@@ -33,6 +33,8 @@ func run() error {
 	flag.StringVar(&timezone, "default-timezone", envOr("TZ", "UTC"), "IANA time zone for objects without spec.timezone (default: $TZ, else UTC)")
 	flag.DurationVar(&opts.StartingDeadline, "starting-deadline", 5*time.Minute, "how late a scheduled time may still run after downtime; older times are recorded as Missed")
 	flag.IntVar(&opts.Workers, "workers", 4, "objects reconciled in parallel")
+	qps := flag.Float64("kube-api-qps", 100, "queries per second to the API server (each run costs about three)")
+	burst := flag.Int("kube-api-burst", 200, "burst of queries to the API server")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -49,10 +51,14 @@ func run() error {
 	if opts.Workers <= 0 {
 		return fmt.Errorf("--workers must be positive, got %d", opts.Workers)
 	}
+	if *qps <= 0 || *burst <= 0 {
+		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	mgr, err := cronhpa.New(cfg, opts)
 	if err != nil {
 		return err

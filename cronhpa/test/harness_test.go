@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,6 +26,17 @@ import (
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
+
+var crdInstalled bool
+
+// ensureCRD installs the generated CronHorizontalPodAutoscaler CRD once per package.
+func ensureCRD(t testing.TB, c client.Client) {
+	t.Helper()
+	if !crdInstalled {
+		installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
+		crdInstalled = true
+	}
+}
 
 // The controller under test runs in this process against the package's test bed; tests may
 // stop it and start a new one to check behaviour across restarts.
@@ -54,32 +64,20 @@ func setup(t *testing.T) client.Client {
 	}
 	installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
 	// Under the test bed's directory: it must outlive this test, and Stop removes it.
-	ctl.certDir = filepath.Join(env.Dir, "cronhpa-webhook")
-	if err := os.MkdirAll(ctl.certDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	serving, err := env.CA.Sign(testbed.CertRequest{CommonName: "cronhpa-webhook", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	serving, err := framework.PrepareWebhook(env, "cronhpa")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(ctl.certDir, "tls.crt"), serving.CertPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ctl.certDir, "tls.key"), serving.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl.webhookPort = ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	ctl.certDir, ctl.webhookPort = serving.CertDir, serving.Port
 	startController(t)
-	installWebhook(t, c, env)
+	if err := framework.RegisterValidatingWebhook(context.Background(), framework.Clientset(t), env, webhookConfigName, serving,
+		cronwebhook.Path, v1beta1.GroupVersion.Group, v1beta1.GroupVersion.Version, "cronhorizontalpodautoscalers"); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
-func newClient(t *testing.T, env *testbed.Env) client.Client {
+func newClient(t testing.TB, env *testbed.Env) client.Client {
 	t.Helper()
 	scheme, err := cronhpa.Scheme()
 	if err != nil {
@@ -146,7 +144,7 @@ func stopController(t *testing.T) {
 	}
 }
 
-func installCRD(t *testing.T, c client.Client, path string) {
+func installCRD(t testing.TB, c client.Client, path string) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -180,32 +178,6 @@ func webhookConfig(t *testing.T, c client.Client) *admissionregistrationv1.Valid
 		t.Fatal(err)
 	}
 	return &cfg
-}
-
-func installWebhook(t *testing.T, c client.Client, env *testbed.Env) {
-	t.Helper()
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", ctl.webhookPort, cronwebhook.Path)
-	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: webhookConfigName},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "cronhpa.autoscaling.alibabacloud.com",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: env.CA.CertPEM},
-			AdmissionReviewVersions: []string{"v1"},
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-				Rule: admissionregistrationv1.Rule{
-					APIGroups:   []string{v1beta1.GroupVersion.Group},
-					APIVersions: []string{v1beta1.GroupVersion.Version},
-					Resources:   []string{"cronhorizontalpodautoscalers"},
-				},
-			}},
-		}},
-	}
-	if err := c.Create(context.Background(), cfg); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // deployment creates a Deployment with the given replicas in ns.

@@ -1,0 +1,250 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
+	"github.com/lockstep-dev/lockstep/test/framework"
+)
+
+// Fire-jitter benchmark settings: objects fire at distinct instants spread at fireRate per
+// second, after every object has been reconciled once.
+const (
+	fireRate   = 50 // scheduled times per second across all objects
+	fireMargin = 15 * time.Second
+	benchQPS   = "300"
+)
+
+// BenchmarkFireJitter runs the real bin/cronhpa against the test bed with 1,000 and 10,000
+// objects, each targeting its own Deployment, and measures the delay from each job's scheduled
+// instant to the Deployment's scale change arriving on a watch, and the controller's memory.
+func BenchmarkFireJitter(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				benchFireJitter(b, n)
+			}
+		})
+	}
+}
+
+func benchFireJitter(b *testing.B, n int) {
+	env := framework.Env(b)
+	c := newClient(b, env)
+	ensureCRD(b, c)
+	cs, err := env.Clientset()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns := framework.Namespace(b, cs)
+	ctx := context.Background()
+
+	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "cronhpa"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		b.Fatalf("%s not built: run `make build` (make bench does)", bin)
+	}
+	ctrlProc := exec.Command(bin, "--kubeconfig="+env.Kubeconfig, "--leader-elect=false", "--webhook-port=0",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kube-api-qps="+benchQPS, "--kube-api-burst=600", "--workers=8")
+	logFile, err := os.Create(filepath.Join(env.LogDir, fmt.Sprintf("cronhpa-bench-%d.log", n)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logFile.Close()
+	ctrlProc.Stdout, ctrlProc.Stderr = logFile, logFile
+	if err := ctrlProc.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = ctrlProc.Process.Kill(); _ = ctrlProc.Wait() }()
+
+	// 1. n Deployments and n CronHPAs with a far-future job; wait until all are reconciled.
+	parallel(n, 16, func(i int) error {
+		d := benchDeployment(ns, i)
+		if err := c.Create(ctx, d); err != nil {
+			return err
+		}
+		return c.Create(ctx, cronHPA(ns, d.Name, d.Name, v1beta1.Job{Name: "sale", Schedule: "@date 2099-11-11 00:00:00", TargetSize: 2}))
+	}, b)
+	framework.Eventually(b, 10*time.Minute, func(ctx context.Context) error {
+		var list v1beta1.CronHorizontalPodAutoscalerList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		ready := 0
+		for _, o := range list.Items {
+			if o.Status.ObservedGeneration == o.Generation && len(o.Status.Conditions) == 1 {
+				ready++
+			}
+		}
+		if ready < n {
+			return fmt.Errorf("%d of %d objects reconciled", ready, n)
+		}
+		return nil
+	})
+
+	// 2. Watch the Deployments, then move every job to a distinct near-future instant.
+	arrivals, stopWatch := watchScaled(b, cs, ns, n)
+	start := time.Now().Add(fireMargin).Truncate(time.Second).Add(time.Second)
+	instants := make([]time.Time, n)
+	for i := range n {
+		instants[i] = start.Add(time.Duration(i) * time.Second / fireRate).Truncate(time.Second)
+	}
+	parallel(n, 16, func(i int) error {
+		patch := fmt.Sprintf(`{"spec":{"jobs":[{"name":"sale","schedule":"@date %s","targetSize":2}]}}`, instants[i].UTC().Format("2006-01-02 15:04:05"))
+		obj := &v1beta1.CronHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchName(i)}}
+		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+	}, b)
+	if time.Now().After(start) {
+		b.Fatalf("rescheduling %d objects took past the first fire time; raise fireMargin", n)
+	}
+	last := instants[n-1]
+	deadline := last.Add(2 * time.Minute)
+	var lags []time.Duration
+	for len(lags) < n && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		lags = collectLags(arrivals, instants)
+	}
+	stopWatch()
+	if len(lags) < n {
+		b.Fatalf("only %d of %d objects fired within 2 minutes of the last instant", len(lags), n)
+	}
+	slices.Sort(lags)
+	rss, peak := procMemory(b, ctrlProc.Process.Pid)
+	b.ReportMetric(ms(lags[len(lags)/2]), "p50-ms")
+	b.ReportMetric(ms(lags[len(lags)*99/100]), "p99-ms")
+	b.ReportMetric(ms(lags[len(lags)-1]), "max-ms")
+	b.ReportMetric(rss, "rss-MiB")
+	b.ReportMetric(peak, "peak-rss-MiB")
+}
+
+func benchName(i int) string { return fmt.Sprintf("shop-%05d", i) }
+
+func benchDeployment(ns string, i int) *appsv1.Deployment {
+	d := &appsv1.Deployment{}
+	name := benchName(i)
+	replicas := int32(1)
+	labels := map[string]string{"app": name}
+	d.Namespace, d.Name = ns, name
+	d.Spec.Replicas = &replicas
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: labels}
+	d.Spec.Template.Labels = labels
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}
+	return d
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and fails the benchmark on the first error.
+func parallel(n, workers int, fn func(i int) error, b *testing.B) {
+	b.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			b.Fatal(err)
+		case next <- i:
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+}
+
+// watchScaled records, per Deployment name, when its spec.replicas was first seen at 2.
+func watchScaled(b *testing.B, cs kubernetes.Interface, ns string, n int) (*sync.Map, func()) {
+	b.Helper()
+	w, err := cs.AppsV1().Deployments(ns).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	arrivals := &sync.Map{}
+	go func() {
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Modified {
+				continue
+			}
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if ok && d.Spec.Replicas != nil && *d.Spec.Replicas == 2 {
+				arrivals.LoadOrStore(d.Name, time.Now())
+			}
+		}
+	}()
+	return arrivals, w.Stop
+}
+
+func collectLags(arrivals *sync.Map, instants []time.Time) []time.Duration {
+	lags := make([]time.Duration, 0, len(instants))
+	for i, at := range instants {
+		if v, ok := arrivals.Load(benchName(i)); ok {
+			lags = append(lags, v.(time.Time).Sub(at))
+		}
+	}
+	return lags
+}
+
+// procMemory returns the current and peak resident set size of pid in MiB.
+func procMemory(b *testing.B, pid int) (rss, peak float64) {
+	b.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,273 @@
+// Command demo runs the sales-event scenario on a local test bed: a real control plane with kwok
+// nodes, the Lockstep controllers that have landed, and a flash sale whose ingress and service
+// tiers are raised together before it starts and lowered after it ends. `make demo` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/template"
+	"time"
+
+	_ "embed"
+
+	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/lockstep-dev/lockstep/cronhpa"
+	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
+	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+//go:embed sales-event.yaml
+var scenario string
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	nodes := flag.Int("nodes", 5, "kwok nodes")
+	root := flag.String("root", "", "test bed binaries (bin/testbed by default)")
+	kubeconfigOut := flag.String("kubeconfig-out", "", "also write the admin kubeconfig here")
+	warmUpIn := flag.Duration("warm-up-in", 30*time.Second, "time from start to the sale's warm-up")
+	saleLength := flag.Duration("sale-length", 2*time.Minute, "time from warm-up to the end of the sale")
+	zone := flag.String("timezone", "Asia/Shanghai", "time zone of the sale's schedules")
+	flag.Parse()
+	loc, err := time.LoadLocation(*zone)
+	if err != nil {
+		return fmt.Errorf("--timezone: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Println("starting the test bed (etcd, kube-apiserver, controller-manager, scheduler, kwok)...")
+	env, err := testbed.Start(ctx, testbed.Options{BinRoot: *root, ControllerManager: true, Scheduler: true, Nodes: *nodes})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig := env.Kubeconfig
+	if *kubeconfigOut != "" {
+		if err := copyFile(env.Kubeconfig, *kubeconfigOut); err != nil {
+			return err
+		}
+		kubeconfig, _ = filepath.Abs(*kubeconfigOut)
+	}
+
+	if err := startCronHPA(ctx, env); err != nil {
+		return err
+	}
+	start := time.Now()
+	warmUp := start.Add(*warmUpIn).Truncate(time.Second)
+	saleEnd := warmUp.Add(*saleLength)
+	if err := applyScenario(ctx, env, *zone, warmUp.In(loc), saleEnd.In(loc)); err != nil {
+		return err
+	}
+
+	fmt.Printf(`
+Lockstep demo is up: %d kwok nodes, cronhpa controller and webhook running.
+
+  export KUBECONFIG=%s
+  kubectl get cronhpa,hpa,deploy -n sale
+
+Sales event (namespace sale, schedules in %s):
+  %s  warm-up: ingress-gateway -> 8 replicas, checkout HPA floor -> 12
+  %s  sale end: ingress-gateway -> 2, checkout HPA floor -> 2 (its HPA decides from there)
+Component logs: %s. Ctrl-C stops everything.
+
+`, *nodes, kubeconfig, *zone, warmUp.In(loc).Format("15:04:05"), saleEnd.In(loc).Format("15:04:05"), env.LogDir)
+	return followReplicas(ctx, env, start)
+}
+
+// startCronHPA runs the cronhpa controller and its webhook in this process, logging to a file.
+func startCronHPA(ctx context.Context, env *testbed.Env) error {
+	cs, err := env.Clientset()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(env.Config, client.Options{})
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	if err := applyCRDs(ctx, c); err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(env.LogDir, "cronhpa.log"))
+	if err != nil {
+		return fmt.Errorf("creating cronhpa log: %w", err)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	serving, err := framework.PrepareWebhook(env, "cronhpa")
+	if err != nil {
+		return err
+	}
+	mgr, err := cronhpa.New(env.Config, cronhpa.Options{
+		MetricsAddr: "0", ProbeAddr: "0",
+		WebhookHost: "127.0.0.1", WebhookPort: serving.Port, WebhookCertDir: serving.CertDir,
+		Registry: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "cronhpa controller stopped:", err)
+		}
+	}()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		return errors.New("cronhpa cache did not sync")
+	}
+	return framework.RegisterValidatingWebhook(ctx, cs, env, "lockstep-cronhpa", serving, cronwebhook.Path,
+		v1beta1.GroupVersion.Group, v1beta1.GroupVersion.Version, "cronhorizontalpodautoscalers")
+}
+
+// applyCRDs installs every generated CRD from config/crd and waits until they are served.
+func applyCRDs(ctx context.Context, c client.Client) error {
+	files, err := filepath.Glob(filepath.Join("config", "crd", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("no CRDs in config/crd (run the demo from the repository root): %v", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", f, err)
+		}
+		crd := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
+			return fmt.Errorf("parsing %s: %w", f, err)
+		}
+		if err := c.Create(ctx, crd); err != nil {
+			return fmt.Errorf("creating CRD from %s: %w", f, err)
+		}
+		name := crd.GetName()
+		for {
+			got := &unstructured.Unstructured{}
+			got.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+			if err := c.Get(ctx, client.ObjectKey{Name: name}, got); err == nil {
+				conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+				if established(conds) {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func established(conds []any) bool {
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+// applyScenario fills the sale's times into the scenario and creates its objects.
+func applyScenario(ctx context.Context, env *testbed.Env, zone string, warmUp, saleEnd time.Time) error {
+	tmpl, err := template.New("scenario").Parse(scenario)
+	if err != nil {
+		return fmt.Errorf("parsing scenario: %w", err)
+	}
+	var buf bytes.Buffer
+	const layout = "2006-01-02 15:04:05"
+	if err := tmpl.Execute(&buf, map[string]string{"Zone": zone, "WarmUp": warmUp.Format(layout), "SaleEnd": saleEnd.Format(layout)}); err != nil {
+		return fmt.Errorf("rendering scenario: %w", err)
+	}
+	c, err := client.New(env.Config, client.Options{})
+	if err != nil {
+		return fmt.Errorf("creating client: %w", err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(&buf, 4096)
+	for {
+		obj := &unstructured.Unstructured{}
+		if err := dec.Decode(&obj.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("decoding scenario: %w", err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		if err := c.Create(ctx, obj); err != nil {
+			return fmt.Errorf("creating %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+}
+
+// followReplicas prints every replica change of the sale's Deployments until ctx ends.
+func followReplicas(ctx context.Context, env *testbed.Env, start time.Time) error {
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		return fmt.Errorf("creating clientset: %w", err)
+	}
+	w, err := cs.AppsV1().Deployments("sale").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("watching deployments: %w", err)
+	}
+	defer w.Stop()
+	last := map[string]int32{}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("\nstopping the demo")
+			return nil
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return nil
+			}
+			d, isDeploy := ev.Object.(*appsv1.Deployment)
+			if !isDeploy || ev.Type == watch.Deleted || d.Spec.Replicas == nil {
+				continue
+			}
+			want, ready := *d.Spec.Replicas, d.Status.ReadyReplicas
+			key := d.Name
+			if prev, seen := last[key]; !seen || prev != want*1000+ready {
+				last[key] = want*1000 + ready
+				fmt.Printf("t+%-5s %-16s replicas %2d, ready %2d\n", time.Since(start).Round(time.Second), d.Name, want, ready)
+			}
+		}
+	}
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", from, err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", to, err)
+	}
+	return nil
+}
