@@ -41,6 +41,7 @@ func ensureCRD(t testing.TB, c client.Client) {
 // The controller under test runs in this process against the package's test bed; tests may
 // stop it and start a new one to check behaviour across restarts.
 var ctl struct {
+	registry    *prometheus.Registry
 	cancel      context.CancelFunc
 	done        chan error
 	webhookPort int
@@ -97,6 +98,7 @@ func newClient(t testing.TB, env *testbed.Env) client.Client {
 func startController(t *testing.T) {
 	t.Helper()
 	env := framework.Env(t)
+	ctl.registry = prometheus.NewRegistry()
 	mgr, err := cronhpa.New(env.Config, cronhpa.Options{
 		MetricsAddr:      "0",
 		ProbeAddr:        "0",
@@ -104,7 +106,7 @@ func startController(t *testing.T) {
 		WebhookPort:      ctl.webhookPort,
 		WebhookCertDir:   ctl.certDir,
 		StartingDeadline: time.Minute,
-		Registry:         prometheus.NewRegistry(),
+		Registry:         ctl.registry,
 		// Restart tests run a second manager in this process.
 		SkipNameValidation: true,
 	})
