@@ -8,8 +8,10 @@ export GOBIN := $(TOOLS)
 
 CONTROLLER_TOOLS_VERSION := v0.23.0
 GOLANGCI_LINT_VERSION    := v2.15.0
+HELM_VERSION             := v3.22.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT  := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 TESTBED_CLI    := go run ./test/testbed/cmd/testbed
 
 # Integration tests start real control planes; two cores fit two test packages at once.
@@ -31,8 +33,8 @@ testbed: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler 
 	$(TESTBED_CLI) build --root $(BIN)/testbed
 
 .PHONY: test
-test: verify lint testbed ## Verify, lint, then run unit and integration tests on the test bed.
-	go test $(TEST_FLAGS) ./...
+test: verify lint testbed $(HELM) build ## Verify, lint, then run unit and integration tests on the test bed.
+	LOCKSTEP_HELM=$(HELM) go test $(TEST_FLAGS) ./...
 
 .PHONY: unit
 unit: ## Run only the tests that need no test bed (quick).
@@ -51,7 +53,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./...
 	$(CONTROLLER_GEN) crd paths=./cronhpa/apis/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-cronhpa paths=./cronhpa/... output:rbac:artifacts:config=config/rbac/cronhpa
-	@mkdir -p chart/crds && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
+	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
+	cp config/rbac/cronhpa/role.yaml chart/files/cronhpa-role.yaml
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.
@@ -73,6 +76,14 @@ $(CONTROLLER_GEN):
 	@mkdir -p $(TOOLS)
 	GOWORK=off go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(TOOLS)/controller-gen $@
+
+$(HELM):
+	@mkdir -p $(TOOLS)
+	GOWORK=off go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(TOOLS)/helm $@
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/tools (the chart tests use it).
 
 $(GOLANGCI_LINT):
 	@mkdir -p $(TOOLS)

@@ -1,0 +1,128 @@
+// Package chart_test installs the Helm chart into the test bed with the real helm binary and
+// checks what it creates, including that the generated RBAC lets each component do its work.
+package chart_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+func TestMain(m *testing.M) {
+	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 2})
+}
+
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if h := os.Getenv("LOCKSTEP_HELM"); h != "" {
+		return h
+	}
+	matches, _ := filepath.Glob(filepath.Join("..", "bin", "tools", "helm-*"))
+	if len(matches) == 0 {
+		t.Fatal("helm is not built: run `make helm` (make test does)")
+	}
+	return matches[len(matches)-1]
+}
+
+func helm(t *testing.T, env *testbed.Env, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(helmBinary(t), append(args, "--kubeconfig", env.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestChartInstalls(t *testing.T) {
+	env := framework.Env(t)
+	cs := framework.Clientset(t)
+	ctx := context.Background()
+	helm(t, env, "lint", ".", "--strict")
+	helm(t, env, "install", "lockstep", ".", "--namespace", "lockstep-system", "--create-namespace", "--wait", "--timeout", "2m")
+
+	// The CRD from chart/crds is served.
+	if _, err := cs.Discovery().ServerResourcesForGroupVersion("autoscaling.alibabacloud.com/v1beta1"); err != nil {
+		t.Fatalf("CronHorizontalPodAutoscaler API not served: %v", err)
+	}
+	// The controller's Deployment is available (kwok runs its pods).
+	d, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.AvailableReplicas != *d.Spec.Replicas {
+		t.Fatalf("cronhpa deployment: %d of %d available", d.Status.AvailableReplicas, *d.Spec.Replicas)
+	}
+	wh, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wh.Webhooks) != 1 || len(wh.Webhooks[0].ClientConfig.CABundle) == 0 || wh.Webhooks[0].ClientConfig.Service.Name != "lockstep-cronhpa" {
+		t.Fatalf("webhook configuration: %+v", wh.Webhooks)
+	}
+	secret, err := cs.CoreV1().Secrets("lockstep-system").Get(ctx, "lockstep-cronhpa-webhook-cert", metav1.GetOptions{})
+	if err != nil || len(secret.Data["tls.crt"]) == 0 {
+		t.Fatalf("webhook certificate secret: %v", err)
+	}
+
+	// The service account may do what the reconciler does, and no more than it needs.
+	sa := "system:serviceaccount:lockstep-system:lockstep-cronhpa"
+	for _, tc := range []struct {
+		group, resource, sub, verb string
+		allowed                    bool
+	}{
+		{"autoscaling.alibabacloud.com", "cronhorizontalpodautoscalers", "", "watch", true},
+		{"autoscaling.alibabacloud.com", "cronhorizontalpodautoscalers", "status", "update", true},
+		{"apps", "deployments", "scale", "update", true},
+		{"apps", "statefulsets", "scale", "get", true},
+		{"autoscaling", "horizontalpodautoscalers", "", "update", true},
+		{"events.k8s.io", "events", "", "create", true},
+		{"coordination.k8s.io", "leases", "", "update", true},
+		{"apps", "deployments", "", "delete", false},
+		{"", "secrets", "", "get", false},
+	} {
+		got := canI(t, cs, sa, tc.group, tc.resource, tc.sub, tc.verb)
+		if got != tc.allowed {
+			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
+		}
+	}
+
+	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
+	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
+		_, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deployment still there after uninstall: %v", err)
+		}
+		return nil
+	})
+}
+
+func canI(t *testing.T, cs kubernetes.Interface, user, group, resource, sub, verb string) bool {
+	t.Helper()
+	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:   user,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:lockstep-system", "system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: "default", Group: group, Resource: resource, Subresource: sub, Verb: verb,
+		},
+	}}
+	got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Status.Allowed
+}
