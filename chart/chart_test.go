@@ -104,10 +104,14 @@ func TestChartInstalls(t *testing.T) {
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
 		_, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deployment still there after uninstall: %v", err)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		default:
+			return fmt.Errorf("deployment still there after uninstall")
 		}
-		return nil
 	})
 }
 

@@ -148,8 +148,11 @@ func startCronHPA(ctx context.Context, env *testbed.Env) error {
 // applyCRDs installs every generated CRD from config/crd and waits until they are served.
 func applyCRDs(ctx context.Context, c client.Client) error {
 	files, err := filepath.Glob(filepath.Join("config", "crd", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs in config/crd (run the demo from the repository root): %v", err)
+	if err != nil {
+		return fmt.Errorf("listing config/crd: %w", err)
+	}
+	if len(files) == 0 {
+		return errors.New("no CRDs in config/crd: run the demo from the repository root")
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
