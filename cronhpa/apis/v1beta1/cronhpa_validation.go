@@ -1,6 +1,7 @@
 package v1beta1
 
 import (
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -8,6 +9,22 @@ import (
 
 	"github.com/lockstep-dev/lockstep/cronhpa/schedule"
 )
+
+// locations caches time zones: time.LoadLocation reads the zone database from disk on every
+// call, and Compile runs on every reconcile.
+var locations sync.Map
+
+func loadLocation(name string) (*time.Location, error) {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, loc)
+	return loc, nil
+}
 
 // +kubebuilder:object:generate=false
 
@@ -28,7 +45,7 @@ func (c *CronHorizontalPodAutoscaler) Compile(defaultLoc *time.Location) (*Compi
 	var errs field.ErrorList
 	out := &Compiled{Location: defaultLoc}
 	if c.Spec.TimeZone != nil && *c.Spec.TimeZone != "" {
-		loc, err := time.LoadLocation(*c.Spec.TimeZone)
+		loc, err := loadLocation(*c.Spec.TimeZone)
 		if err != nil {
 			errs = append(errs, field.Invalid(spec.Child("timezone"), *c.Spec.TimeZone, "unknown IANA time zone (e.g. Asia/Shanghai, America/New_York)"))
 		} else {
