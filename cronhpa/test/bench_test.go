@@ -50,7 +50,7 @@ func BenchmarkFireJitter(b *testing.B) {
 func benchFireJitter(b *testing.B, n int) {
 	env := framework.Env(b)
 	c := newClient(b, env)
-	ensureCRD(b, c)
+	ensureCRD(b)
 	cs, err := env.Clientset()
 	if err != nil {
 		b.Fatal(err)

@@ -59,38 +59,28 @@ func TestMetrics(t *testing.T) {
 		for _, f := range families {
 			byName[f.GetName()] = f
 		}
-		if v := counterWith(byName["lockstep_cronhpa_executions_total"], "state", "Succeed"); v < 1 {
+		if v := valueWith(byName["lockstep_cronhpa_executions_total"], "state", "Succeed"); v < 1 {
 			return fmt.Errorf("executions_total{state=Succeed} = %v", v)
 		}
 		if h := byName["lockstep_cronhpa_fire_lag_seconds"]; h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() < 1 {
 			return fmt.Errorf("no fire lag observed")
 		}
-		if v := gaugeWith(byName["lockstep_cronhpa_next_fire_timestamp_seconds"], "job", "later"); v <= float64(time.Now().Unix()) {
+		if v := valueWith(byName["lockstep_cronhpa_next_fire_timestamp_seconds"], "job", "later"); v <= float64(time.Now().Unix()) {
 			return fmt.Errorf("next fire of job later = %v", v)
 		}
-		if v := gaugeWith(byName["lockstep_cronhpa_objects"], "ready", "true"); v < 1 {
+		if v := valueWith(byName["lockstep_cronhpa_objects"], "ready", "true"); v < 1 {
 			return fmt.Errorf("objects{ready=true} = %v", v)
 		}
 		return nil
 	})
 }
 
-func counterWith(f *dto.MetricFamily, label, value string) float64 {
+// valueWith returns the value of the series in f whose label has value (counter or gauge).
+func valueWith(f *dto.MetricFamily, label, value string) float64 {
 	for _, m := range f.GetMetric() {
 		for _, l := range m.GetLabel() {
 			if l.GetName() == label && l.GetValue() == value {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func gaugeWith(f *dto.MetricFamily, label, value string) float64 {
-	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == label && l.GetValue() == value {
-				return m.GetGauge().GetValue()
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

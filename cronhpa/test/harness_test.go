@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/cronhpa"
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
@@ -30,10 +28,13 @@ import (
 var crdInstalled bool
 
 // ensureCRD installs the generated CronHorizontalPodAutoscaler CRD once per package.
-func ensureCRD(t testing.TB, c client.Client) {
+func ensureCRD(t testing.TB) {
 	t.Helper()
 	if !crdInstalled {
-		installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
+		crd := filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml")
+		if err := framework.InstallCRDs(context.Background(), framework.Env(t).Config, crd); err != nil {
+			t.Fatal(err)
+		}
 		crdInstalled = true
 	}
 }
@@ -63,8 +64,7 @@ func setup(t *testing.T) client.Client {
 	if ctl.cancel != nil {
 		return c
 	}
-	installCRD(t, c, filepath.Join("..", "..", "config", "crd", "autoscaling.alibabacloud.com_cronhorizontalpodautoscalers.yaml"))
-	// Under the test bed's directory: it must outlive this test, and Stop removes it.
+	ensureCRD(t)
 	serving, err := framework.PrepareWebhook(env, "cronhpa")
 	if err != nil {
 		t.Fatal(err)
@@ -144,32 +144,6 @@ func stopController(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("controller did not stop")
 	}
-}
-
-func installCRD(t testing.TB, c client.Client, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(data, &crd); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := c.Create(ctx, &crd); err != nil {
-		t.Fatal(err)
-	}
-	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		var got apiextensionsv1.CustomResourceDefinition
-		if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
-			return err
-		}
-		if crdEstablished(&got) {
-			return nil
-		}
-		return fmt.Errorf("CRD %s not established", crd.Name)
-	})
 }
 
 // webhookConfig reads the webhook configuration installed by setup.

@@ -152,7 +152,7 @@ func TestCustomResourceWithScaleSubresource(t *testing.T) {
 		if err := c.Get(ctx, types.NamespacedName{Name: crd.Name}, &got); err != nil {
 			return err
 		}
-		if !crdEstablished(&got) {
+		if !framework.CRDEstablished(&got) {
 			return fmt.Errorf("CRD not established")
 		}
 		return nil
@@ -184,13 +184,4 @@ func TestCustomResourceWithScaleSubresource(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func crdEstablished(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	for _, cond := range crd.Status.Conditions {
-		if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }

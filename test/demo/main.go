@@ -21,7 +21,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -30,7 +29,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/cronhpa"
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
@@ -109,11 +107,7 @@ func startCronHPA(ctx context.Context, env *testbed.Env) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.New(env.Config, client.Options{})
-	if err != nil {
-		return fmt.Errorf("creating client: %w", err)
-	}
-	if err := applyCRDs(ctx, c); err != nil {
+	if err := applyCRDs(ctx, env); err != nil {
 		return err
 	}
 	logFile, err := os.Create(filepath.Join(env.LogDir, "cronhpa.log"))
@@ -145,8 +139,8 @@ func startCronHPA(ctx context.Context, env *testbed.Env) error {
 		v1beta1.GroupVersion.Group, v1beta1.GroupVersion.Version, "cronhorizontalpodautoscalers")
 }
 
-// applyCRDs installs every generated CRD from config/crd and waits until they are served.
-func applyCRDs(ctx context.Context, c client.Client) error {
+// applyCRDs installs every generated CRD from config/crd.
+func applyCRDs(ctx context.Context, env *testbed.Env) error {
 	files, err := filepath.Glob(filepath.Join("config", "crd", "*.yaml"))
 	if err != nil {
 		return fmt.Errorf("listing config/crd: %w", err)
@@ -154,46 +148,7 @@ func applyCRDs(ctx context.Context, c client.Client) error {
 	if len(files) == 0 {
 		return errors.New("no CRDs in config/crd: run the demo from the repository root")
 	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", f, err)
-		}
-		crd := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
-			return fmt.Errorf("parsing %s: %w", f, err)
-		}
-		if err := c.Create(ctx, crd); err != nil {
-			return fmt.Errorf("creating CRD from %s: %w", f, err)
-		}
-		name := crd.GetName()
-		for {
-			got := &unstructured.Unstructured{}
-			got.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, got); err == nil {
-				conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-				if established(conds) {
-					break
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
-func established(conds []any) bool {
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Established" && m["status"] == "True" {
-			return true
-		}
-	}
-	return false
+	return framework.InstallCRDs(ctx, env.Config, files...)
 }
 
 // applyScenario fills the sale's times into the scenario and creates its objects.
