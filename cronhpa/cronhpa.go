@@ -35,6 +35,8 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz ("0" disables).
 	ProbeAddr string
+	// PprofAddr serves Go's /debug/pprof profiles (empty or "0" disables).
+	PprofAddr string
 	// LeaderElection makes only one replica act; on by default in cmd/cronhpa.
 	LeaderElection bool
 	// LeaderElectionNamespace holds the lease; the in-cluster namespace when empty.
@@ -99,6 +101,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:  opts.ProbeAddr,
+		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "lockstep-cronhpa",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,

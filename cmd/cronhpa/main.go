@@ -26,6 +26,7 @@ func run() error {
 	var timezone string
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0 disables)")
+	flag.StringVar(&opts.PprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof profiles (0 disables)")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader so that only one replica acts")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's namespace when empty)")
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "port of the validating webhook (0 disables it)")

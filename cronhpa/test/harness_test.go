@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/lockstep-dev/lockstep/cronhpa"
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
@@ -52,6 +55,7 @@ var ctl struct {
 const webhookConfigName = "lockstep-cronhpa"
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	framework.Main(m, testbed.Options{})
 }
 
