@@ -26,7 +26,7 @@ help: ## Show this help.
 build: ## Build every cmd/* binary into bin/.
 	@mkdir -p $(BIN)
 	@pkgs=$$(go list ./cmd/... 2>/dev/null); \
-	if [ -z "$$pkgs" ]; then echo "build: no binaries under cmd/ yet"; else go build -trimpath -o $(BIN)/ $$pkgs; fi
+	if [ -z "$$pkgs" ]; then echo "build: no binaries under cmd/ yet"; else go build -trimpath -ldflags="-s -w" -o $(BIN)/ $$pkgs; fi
 
 .PHONY: testbed
 testbed: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into bin/testbed/ (skips what exists).

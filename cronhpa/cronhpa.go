@@ -122,7 +122,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Scaler:          scaler,
 		Clock:           opts.Clock,
 		Recorder:        mgr.GetEventRecorder("cron-horizontal-pod-autoscaler"),
-		Metrics:         controller.NewMetrics(opts.Registry),
+		Metrics:         controller.NewMetrics(opts.Registry, mgr.GetCache()),
 		DefaultLocation: opts.DefaultLocation,
 		DefaultDeadline: opts.StartingDeadline,
 	}

@@ -62,7 +62,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var obj v1beta1.CronHorizontalPodAutoscaler
 	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Metrics.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading %s: %w", req, err)
@@ -78,7 +77,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		setCondition(&obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonInvalidSpec, msg)
 		obj.Status.ObservedGeneration = obj.Generation
-		r.Metrics.observeObject(req.NamespacedName, false)
 		return ctrl.Result{}, r.writeStatus(ctx, before, &obj)
 	}
 
@@ -92,9 +90,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	obj.Status.CronMode = obj.Spec.CronMode
 	obj.Status.ObservedGeneration = obj.Generation
 	summarize(&obj.Status)
-	ready := r.setReadiness(ctx, &obj)
-	r.Metrics.observeObject(req.NamespacedName, ready)
-	r.Metrics.observeNext(req.NamespacedName, obj.Status.Conditions)
+	r.setReadiness(ctx, &obj)
 
 	if err := r.writeStatus(ctx, before, &obj); err != nil {
 		return ctrl.Result{}, err
@@ -170,11 +166,11 @@ func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAuto
 	return results, errors.Join(errs...)
 }
 
-// setReadiness sets Ready and TargetControlledByHPA and returns whether the object is Ready.
-func (r *Reconciler) setReadiness(ctx context.Context, obj *v1beta1.CronHorizontalPodAutoscaler) bool {
+// setReadiness sets the Ready and TargetControlledByHPA conditions.
+func (r *Reconciler) setReadiness(ctx context.Context, obj *v1beta1.CronHorizontalPodAutoscaler) {
 	if _, _, err := r.Scaler.Resolve(obj.Spec.ScaleTargetRef); err != nil {
 		setCondition(obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonTargetNotFound, err.Error())
-		return false
+		return
 	}
 	hpa, err := r.Scaler.controllingHPA(ctx, obj.Namespace, obj.Spec.ScaleTargetRef)
 	switch {
@@ -192,14 +188,13 @@ func (r *Reconciler) setReadiness(ctx context.Context, obj *v1beta1.CronHorizont
 	}
 	if obj.Spec.CronMode == v1beta1.CronModeDisable {
 		setCondition(obj, v1beta1.ConditionReady, metav1.ConditionTrue, v1beta1.ReasonDisabled, "cronMode is Disable: no job runs")
-		return true
+		return
 	}
 	names := make([]string, 0, len(obj.Spec.Jobs))
 	for _, j := range obj.Spec.Jobs {
 		names = append(names, j.Name)
 	}
 	setCondition(obj, v1beta1.ConditionReady, metav1.ConditionTrue, v1beta1.ReasonScheduled, "jobs scheduled: "+strings.Join(names, ", "))
-	return true
 }
 
 // writeStatus updates status once, if it changed. The update carries the resourceVersion
