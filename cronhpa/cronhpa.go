@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/scale"
 	"k8s.io/utils/clock"
@@ -61,14 +62,15 @@ type Options struct {
 	SkipNameValidation bool
 }
 
-// Scheme returns a scheme with the built-in kinds and CronHorizontalPodAutoscaler.
+// Scheme returns the kinds the controller reads and writes through its client:
+// CronHorizontalPodAutoscaler, autoscaling/v2 HPAs and core/v1. Registering only these, rather
+// than every built-in API, keeps the type registry out of the controller's memory.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding built-in types: %w", err)
-	}
-	if err := v1beta1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding cronhpa types: %w", err)
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, autoscalingv2.AddToScheme, v1beta1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, fmt.Errorf("building scheme: %w", err)
+		}
 	}
 	return s, nil
 }

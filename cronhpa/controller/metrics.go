@@ -37,7 +37,9 @@ func NewMetrics(reg prometheus.Registerer, cache client.Reader) *Metrics {
 	return m
 }
 
-func (m *Metrics) execution(state v1beta1.JobState) { m.executions.WithLabelValues(string(state)).Inc() }
+func (m *Metrics) execution(state v1beta1.JobState) {
+	m.executions.WithLabelValues(string(state)).Inc()
+}
 
 func (m *Metrics) fired(lag time.Duration) { m.fireLag.Observe(lag.Seconds()) }
 
