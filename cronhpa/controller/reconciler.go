@@ -72,7 +72,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	compiled, verrs := obj.Compile(r.DefaultLocation)
 	if len(verrs) > 0 {
 		msg := verrs.ToAggregate().Error()
-		if !meta.IsStatusConditionPresentAndEqual(obj.Status.ObjectConditions, v1beta1.ConditionReady, metav1.ConditionFalse) {
+		// One event per distinct problem, not one per reconcile.
+		if prev := meta.FindStatusCondition(obj.Status.ObjectConditions, v1beta1.ConditionReady); prev == nil || prev.Reason != v1beta1.ReasonInvalidSpec || prev.Message != msg {
 			r.Recorder.Eventf(&obj, nil, corev1.EventTypeWarning, v1beta1.ReasonInvalidSpec, "Validate", "nothing will be scaled: %s", msg)
 		}
 		setCondition(&obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonInvalidSpec, msg)
@@ -168,11 +169,12 @@ func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAuto
 
 // setReadiness sets the Ready and TargetControlledByHPA conditions.
 func (r *Reconciler) setReadiness(ctx context.Context, obj *v1beta1.CronHorizontalPodAutoscaler) {
-	if _, _, err := r.Scaler.Resolve(obj.Spec.ScaleTargetRef); err != nil {
+	gk, _, err := r.Scaler.Resolve(obj.Spec.ScaleTargetRef)
+	if err != nil {
 		setCondition(obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonTargetNotFound, err.Error())
 		return
 	}
-	hpa, err := r.Scaler.controllingHPA(ctx, obj.Namespace, obj.Spec.ScaleTargetRef)
+	hpa, err := r.Scaler.controllingHPA(ctx, obj.Namespace, obj.Spec.ScaleTargetRef, gk)
 	switch {
 	case err != nil:
 		log.FromContext(ctx).Error(err, "Listing HPAs failed", "cronhpa", klog.KObj(obj))

@@ -145,12 +145,12 @@ func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int3
 	return out, nil
 }
 
-// controllingHPA returns the name of an HPA in namespace that scales the same object as ref,
-// or "" if there is none. Such an HPA undoes scheduled changes at its next sync.
-func (s *Scaler) controllingHPA(ctx context.Context, namespace string, ref v1beta1.ScaleTargetRef) (string, error) {
-	gk, _, err := s.Resolve(ref)
-	if err != nil || gk == hpaGroupKind {
-		return "", nil //nolint:nilerr // an unresolvable target is reported by the Ready condition.
+// controllingHPA returns the name of an HPA in namespace that scales the same object as ref
+// (of the already resolved kind gk), or "" if there is none. Such an HPA undoes scheduled
+// changes at its next sync.
+func (s *Scaler) controllingHPA(ctx context.Context, namespace string, ref v1beta1.ScaleTargetRef, gk schema.GroupKind) (string, error) {
+	if gk == hpaGroupKind {
+		return "", nil
 	}
 	var hpas autoscalingv2.HorizontalPodAutoscalerList
 	if err := s.Client.List(ctx, &hpas, client.InNamespace(namespace)); err != nil {

@@ -85,9 +85,6 @@ func (o oneShot) Next(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// At returns the one activation time.
-func (o oneShot) At() time.Time { return o.at }
-
 // every is "@every <duration>": activations at anchor + k·interval, k ≥ 1.
 type every struct {
 	anchor   time.Time
@@ -113,12 +110,6 @@ func (e every) Next(t time.Time) time.Time {
 	}
 	k := t.Sub(e.anchor)/e.interval + 1
 	return e.anchor.Add(k * e.interval)
-}
-
-// IsOneShot reports whether s activates at most once (a @date schedule).
-func IsOneShot(s Schedule) bool {
-	_, ok := s.(oneShot)
-	return ok
 }
 
 // MostRecent returns the latest activation t with after < t ≤ now, or the zero time if there is
