@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +137,33 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	// RSS splits into private memory (heap, stacks) and pages of the executable file.
 	b.ReportMetric(mem["RssAnon"], "anon-rss-MiB")
 	b.ReportMetric(mem["RssFile"], "file-rss-MiB")
+	if addr := os.Getenv("LOCKSTEP_BENCH_PPROF"); addr != "" {
+		saveHeapProfile(b, addr, n)
+	}
+}
+
+// saveHeapProfile stores the controller's heap profile in the temporary directory, for
+// `go tool pprof`, when the bench runs with LOCKSTEP_BENCH_PPROF.
+func saveHeapProfile(b *testing.B, addr string, n int) {
+	b.Helper()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+	if err != nil {
+		b.Logf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("cronhpa-heap-%d.pprof", n))
+	f, err := os.Create(path)
+	if err != nil {
+		b.Logf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Logf("heap profile: %v", err)
+		return
+	}
+	b.Logf("heap profile saved to %s", path)
 }
 
 // waitReconciled waits until the controller has written status for the current generation of
