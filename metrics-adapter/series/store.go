@@ -1,0 +1,142 @@
+package series
+
+import (
+	"sync"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/calc"
+)
+
+// Store holds the recent samples of every raw series, indexed by the objects each belongs to.
+// It is safe for concurrent use: scrapes write while API calls read.
+type Store struct {
+	mu       sync.RWMutex
+	capacity int
+	series   map[string]*entry
+	index    map[Object]map[*entry]struct{}
+	byTarget map[string]map[*entry]struct{}
+}
+
+type entry struct {
+	key    Key
+	target string
+	ring   ring
+	// stale is set when the series' target failed a scrape or the series vanished from it;
+	// a stale series is left out of queries until it gets a new sample.
+	stale bool
+}
+
+// NewStore returns a store keeping up to capacity samples per series: enough to cover the
+// longest query window at the scrape interval, plus one.
+func NewStore(capacity int) *Store {
+	if capacity < 2 {
+		capacity = 2
+	}
+	return &Store{
+		capacity: capacity,
+		series:   map[string]*entry{},
+		index:    map[Object]map[*entry]struct{}{},
+		byTarget: map[string]map[*entry]struct{}{},
+	}
+}
+
+// Point is one scraped value of a raw series. ID identifies the raw series within its target
+// (its metric name and labels); Key is what the profile says it measures.
+type Point struct {
+	ID  string
+	Key Key
+	V   float64
+}
+
+// Scrape records one successful scrape of target at t (Unix milliseconds). Series of the
+// target missing from points are marked stale, as Prometheus does when a series disappears.
+func (s *Store) Scrape(target string, t int64, points []Point) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := s.byTarget[target]
+	if seen == nil {
+		seen = map[*entry]struct{}{}
+		s.byTarget[target] = seen
+	}
+	fresh := make(map[*entry]struct{}, len(points))
+	for _, p := range points {
+		id := target + "\xff" + p.ID
+		e := s.series[id]
+		if e == nil {
+			e = &entry{key: p.Key, target: target, ring: newRing(s.capacity)}
+			s.series[id] = e
+			seen[e] = struct{}{}
+			for _, o := range p.Key.objects() {
+				set := s.index[o]
+				if set == nil {
+					set = map[*entry]struct{}{}
+					s.index[o] = set
+				}
+				set[e] = struct{}{}
+			}
+		}
+		if e.ring.add(calc.Sample{T: t, V: p.V}) {
+			e.stale = false
+		}
+		fresh[e] = struct{}{}
+	}
+	for e := range seen {
+		if _, ok := fresh[e]; !ok {
+			e.stale = true
+		}
+	}
+}
+
+// MarkStale marks every series of target stale: its scrape failed or it went away.
+func (s *Store) MarkStale(target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for e := range s.byTarget[target] {
+		e.stale = true
+	}
+}
+
+// Forget removes series whose newest sample is at or before cutoff (Unix milliseconds), and
+// returns how many it removed. Run it periodically so that series of deleted pods go away.
+func (s *Store) Forget(cutoff int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	removed := 0
+	for id, e := range s.series {
+		if e.ring.n > 0 && e.ring.last().T > cutoff {
+			continue
+		}
+		delete(s.series, id)
+		delete(s.byTarget[e.target], e)
+		if len(s.byTarget[e.target]) == 0 {
+			delete(s.byTarget, e.target)
+		}
+		for _, o := range e.key.objects() {
+			delete(s.index[o], e)
+			if len(s.index[o]) == 0 {
+				delete(s.index, o)
+			}
+		}
+		removed++
+	}
+	return removed
+}
+
+// Len returns the number of series held.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.series)
+}
+
+// Objects returns the objects of a kind that have series, for discovery (listing metrics).
+func (s *Store) Objects(kind ObjectKind) []Object {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Object
+	for o := range s.index {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
