@@ -15,6 +15,9 @@ const (
 	DurationCount
 	// RequestBytes counts bytes received from clients (inflow).
 	RequestBytes
+	// ServerErrors counts requests answered with a server error, for sources that count
+	// them apart from Requests (Envoy's upstream_rq_xx beside upstream_rq_total).
+	ServerErrors
 )
 
 // String names the family in logs and errors.
@@ -30,6 +33,8 @@ func (f Family) String() string {
 		return "duration_count"
 	case RequestBytes:
 		return "request_bytes"
+	case ServerErrors:
+		return "server_errors"
 	}
 	return "unknown"
 }

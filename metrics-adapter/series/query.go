@@ -109,8 +109,10 @@ func (s *Store) Evaluate(q Query, now int64) (Value, error) {
 
 func wanted(m Measure, f Family) bool {
 	switch m {
-	case RequestRate, ErrorRatio:
+	case RequestRate:
 		return f == Requests
+	case ErrorRatio:
+		return f == Requests || f == ServerErrors
 	case LatencyAverage:
 		return f == DurationSum || f == DurationCount
 	case LatencyQuantile:
@@ -138,6 +140,8 @@ func (a *aggregate) add(k Key, rate float64, last int64) {
 		if k.Error {
 			a.errors += rate
 		}
+	case ServerErrors:
+		a.errors += rate
 	case DurationSum:
 		a.sum += rate
 	case DurationCount:

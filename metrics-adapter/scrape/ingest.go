@@ -1,0 +1,193 @@
+package scrape
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+)
+
+// Mapper applies one profile's rules to scraped metric families.
+type Mapper struct {
+	profile profile.Profile
+	rules   map[string]*profile.Rule
+}
+
+// NewMapper compiles a profile's rules.
+func NewMapper(p profile.Profile) (*Mapper, error) {
+	m := &Mapper{profile: p, rules: map[string]*profile.Rule{}}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if err := r.Compile(); err != nil {
+			return nil, fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		if _, dup := m.rules[r.Metric]; dup {
+			return nil, fmt.Errorf("profile %s: two rules for %s", p.Name, r.Metric)
+		}
+		m.rules[r.Metric] = r
+	}
+	return m, nil
+}
+
+// Tier is the tier of the mapper's profile.
+func (m *Mapper) Tier() profile.Tier { return m.profile.Tier }
+
+// MaxSeriesPerScrape bounds how many points one scrape may produce, so that one exporter
+// with exploding label values cannot take the adapter's memory.
+const MaxSeriesPerScrape = 200_000
+
+// ErrTooManySeries is returned for a scrape above MaxSeriesPerScrape.
+var ErrTooManySeries = errors.New("scrape exceeds the series limit")
+
+// Ingest decodes one exposition body and appends the points of every sample a rule maps.
+// target is the scraped pod for application profiles, nil for ingress profiles.
+func (m *Mapper) Ingest(dst []series.Point, body io.Reader, format expfmt.Format, target *profile.Target, services profile.Services) (out []series.Point, err error) {
+	// Exporters are untrusted input. expfmt's text parser (prometheus/common v0.70) panics
+	// on some malformed bodies, such as "# TYPE a counter\n{}" (found by FuzzIngest): a bad
+	// exposition is an error for this scrape, never a crash of the adapter.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("decoding the exposition: parser panic: %v", r)
+		}
+	}()
+	dec := expfmt.NewDecoder(body, format)
+	var keys []series.Key
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err != nil {
+			if errors.Is(err, io.EOF) {
+				return dst, nil
+			}
+			return dst, fmt.Errorf("decoding the exposition: %w", err)
+		}
+		for _, s := range expand(&mf) {
+			r := m.rules[s.name]
+			if r == nil {
+				continue
+			}
+			var ok bool
+			keys, ok = r.Apply(keys[:0], s, target, services)
+			if !ok {
+				continue
+			}
+			id := s.id()
+			for _, k := range keys {
+				if len(dst) >= MaxSeriesPerScrape {
+					return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, MaxSeriesPerScrape)
+				}
+				dst = append(dst, series.Point{ID: id + "#" + k.Family.String(), Key: k, V: s.value * r.Scale(k.Family)})
+			}
+		}
+	}
+}
+
+// sample is one scraped value with its labels; it implements profile.LabelSet.
+type sample struct {
+	name   string
+	labels []*dto.LabelPair
+	le     string
+	value  float64
+}
+
+func (s sample) Get(name string) string {
+	if name == "le" {
+		return s.le
+	}
+	for _, l := range s.labels {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// id identifies the raw series: its name and labels in a canonical order.
+func (s sample) id() string {
+	var b strings.Builder
+	b.WriteString(s.name)
+	ls := make([]*dto.LabelPair, len(s.labels))
+	copy(ls, s.labels)
+	sort.Slice(ls, func(i, j int) bool { return ls[i].GetName() < ls[j].GetName() })
+	for _, l := range ls {
+		b.WriteByte('\xff')
+		b.WriteString(l.GetName())
+		b.WriteByte('=')
+		b.WriteString(l.GetValue())
+	}
+	if s.le != "" {
+		b.WriteString("\xffle=")
+		b.WriteString(s.le)
+	}
+	return b.String()
+}
+
+// expand flattens a family into the samples Prometheus would store: counters and untyped
+// values as they are, histograms as _bucket (with le, +Inf included), _sum and _count,
+// summaries as _sum and _count. Gauges are not counters and are skipped.
+func expand(mf *dto.MetricFamily) []sample {
+	name := mf.GetName()
+	var out []sample
+	for _, m := range mf.GetMetric() {
+		var labels []*dto.LabelPair
+		for _, l := range m.GetLabel() {
+			if l.GetName() != "le" && l.GetName() != "quantile" {
+				labels = append(labels, l)
+			}
+		}
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			out = append(out, sample{name: name, labels: labels, value: m.GetCounter().GetValue()})
+		case dto.MetricType_UNTYPED:
+			out = append(out, sample{name: name, labels: labels, value: m.GetUntyped().GetValue()})
+		case dto.MetricType_SUMMARY:
+			sm := m.GetSummary()
+			out = append(out,
+				sample{name: name + "_sum", labels: labels, value: sm.GetSampleSum()},
+				sample{name: name + "_count", labels: labels, value: float64(sm.GetSampleCount())})
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			out = appendHistogram(out, name, labels, m.GetHistogram())
+		default:
+		}
+	}
+	return out
+}
+
+func appendHistogram(out []sample, name string, labels []*dto.LabelPair, h *dto.Histogram) []sample {
+	count := h.GetSampleCountFloat()
+	if count == 0 {
+		count = float64(h.GetSampleCount())
+	}
+	sawInf := false
+	for _, b := range h.GetBucket() {
+		c := b.GetCumulativeCountFloat()
+		if c == 0 {
+			c = float64(b.GetCumulativeCount())
+		}
+		if math.IsInf(b.GetUpperBound(), 1) {
+			sawInf = true
+		}
+		out = append(out, sample{name: name + "_bucket", labels: labels, le: formatLE(b.GetUpperBound()), value: c})
+	}
+	if !sawInf {
+		out = append(out, sample{name: name + "_bucket", labels: labels, le: "+Inf", value: count})
+	}
+	return append(out,
+		sample{name: name + "_sum", labels: labels, value: h.GetSampleSum()},
+		sample{name: name + "_count", labels: labels, value: count})
+}
+
+func formatLE(v float64) string {
+	if math.IsInf(v, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
