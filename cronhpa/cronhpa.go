@@ -27,6 +27,7 @@ import (
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
 	"github.com/lockstep-dev/lockstep/cronhpa/controller"
 	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
+	"github.com/lockstep-dev/lockstep/internal/eventrec"
 )
 
 // Options configure the cronhpa controller. Zero values take the defaults of the flags in
@@ -119,11 +120,18 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	recorder, stopEvents, err := eventrec.New(cfg, scheme, "cron-horizontal-pod-autoscaler")
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(stopEvents); err != nil {
+		return nil, fmt.Errorf("adding the event broadcaster: %w", err)
+	}
 	rec := &controller.Reconciler{
 		Client:          mgr.GetClient(),
 		Scaler:          scaler,
 		Clock:           opts.Clock,
-		Recorder:        mgr.GetEventRecorder("cron-horizontal-pod-autoscaler"),
+		Recorder:        recorder,
 		Metrics:         controller.NewMetrics(opts.Registry, mgr.GetCache()),
 		DefaultLocation: opts.DefaultLocation,
 		DefaultDeadline: opts.StartingDeadline,
