@@ -1,0 +1,130 @@
+// Package metricsadapter serves custom.metrics.k8s.io and external.metrics.k8s.io from memory:
+// ingress QPS, error ratio and latency quantiles, and application-tier request rate and
+// latency, scraped by the embedded scraper (no Prometheus needed) and computed with PromQL
+// semantics. Run wires the scraper, the provider and custom-metrics-apiserver together.
+package metricsadapter
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
+)
+
+// Config is the adapter's configuration file (--config), YAML or JSON.
+type Config struct {
+	// ScrapeInterval is how often every target is scraped (default 15s).
+	ScrapeInterval Duration `json:"scrapeInterval,omitempty"`
+	// ScrapeTimeout bounds one scrape (default 10s, at most the interval).
+	ScrapeTimeout Duration `json:"scrapeTimeout,omitempty"`
+	// Window is the rate window, like the range in rate(x[1m]) (default 4 scrape intervals).
+	Window Duration `json:"window,omitempty"`
+	// StaleAfter refuses values whose newest sample is older (default 3 scrape intervals).
+	StaleAfter Duration `json:"staleAfter,omitempty"`
+	// Ingress lists the ingress controllers to scrape.
+	Ingress []scrape.IngressTargets `json:"ingress,omitempty"`
+	// AppProfile is the profile of annotated application pods (default http-app); "none"
+	// turns application discovery off.
+	AppProfile string `json:"appProfile,omitempty"`
+	// Profiles adds custom profiles (or replaces built-in ones of the same name).
+	Profiles []profile.Profile `json:"profiles,omitempty"`
+}
+
+// Duration is a time.Duration written as "15s" in configuration.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads "15s"-style durations.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes "15s"-style durations.
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// LoadConfig reads a configuration file; an empty path gives the defaults.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("reading the configuration: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, &c); err != nil {
+			return c, fmt.Errorf("configuration %s: %w", path, err)
+		}
+	}
+	return c, c.complete()
+}
+
+// complete fills defaults and validates, so that a bad configuration fails at start with a
+// message naming the field.
+func (c *Config) complete() error {
+	if c.ScrapeInterval.Duration == 0 {
+		c.ScrapeInterval.Duration = 15 * time.Second
+	}
+	if c.ScrapeTimeout.Duration == 0 {
+		c.ScrapeTimeout.Duration = min(10*time.Second, c.ScrapeInterval.Duration)
+	}
+	if c.Window.Duration == 0 {
+		c.Window.Duration = 4 * c.ScrapeInterval.Duration
+	}
+	if c.StaleAfter.Duration == 0 {
+		c.StaleAfter.Duration = 3 * c.ScrapeInterval.Duration
+	}
+	if c.AppProfile == "" {
+		c.AppProfile = "http-app"
+	}
+	switch {
+	case c.ScrapeInterval.Duration < time.Second:
+		return fmt.Errorf("scrapeInterval %s: at least 1s", c.ScrapeInterval)
+	case c.ScrapeTimeout.Duration <= 0 || c.ScrapeTimeout.Duration > c.ScrapeInterval.Duration:
+		return fmt.Errorf("scrapeTimeout %s: positive and at most scrapeInterval (%s)", c.ScrapeTimeout, c.ScrapeInterval)
+	case c.Window.Duration < 2*c.ScrapeInterval.Duration:
+		return fmt.Errorf("window %s: at least two scrape intervals (%s), or a rate has fewer than two samples", c.Window, 2*c.ScrapeInterval.Duration)
+	case c.StaleAfter.Duration <= c.ScrapeInterval.Duration:
+		return fmt.Errorf("staleAfter %s: longer than scrapeInterval (%s)", c.StaleAfter, c.ScrapeInterval)
+	}
+	profiles := c.AllProfiles()
+	for i, it := range c.Ingress {
+		if _, ok := profiles[it.Profile]; !ok {
+			return fmt.Errorf("ingress[%d]: unknown profile %q", i, it.Profile)
+		}
+		if it.Selector == "" || it.Port == "" {
+			return fmt.Errorf("ingress[%d] (%s): selector and port are required", i, it.Profile)
+		}
+	}
+	if _, ok := profiles[c.AppProfile]; !ok && c.AppProfile != "none" {
+		return fmt.Errorf("appProfile: unknown profile %q", c.AppProfile)
+	}
+	for _, p := range c.Profiles {
+		if p.Name == "" || (p.Tier != profile.IngressTier && p.Tier != profile.AppTier) {
+			return fmt.Errorf("profile %q: a name and tier ingress or app are required", p.Name)
+		}
+		if _, err := scrape.NewMapper(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AllProfiles returns the built-in profiles with the custom ones added.
+func (c *Config) AllProfiles() map[string]profile.Profile {
+	out := profile.Builtin()
+	for _, p := range c.Profiles {
+		out[p.Name] = p
+	}
+	return out
+}

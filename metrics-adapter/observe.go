@@ -1,0 +1,65 @@
+package metricsadapter
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// observability holds the adapter's own Prometheus metrics, served on its /metrics.
+type observability struct {
+	apiLatency     *prometheus.HistogramVec
+	valueAge       prometheus.Histogram
+	scrapeDuration *prometheus.HistogramVec
+	scrapeErrors   *prometheus.CounterVec
+}
+
+func newObservability(reg prometheus.Registerer, seriesCount, targets func() int) *observability {
+	o := &observability{
+		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lockstep_metrics_adapter_api_duration_seconds",
+			Help:    "Time to answer a custom or external metrics API call inside the adapter, by API and result.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5},
+		}, []string{"api", "result"}),
+		valueAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "lockstep_metrics_adapter_value_age_seconds",
+			Help:    "Age of the newest sample behind each value served.",
+			Buckets: []float64{1, 2.5, 5, 10, 15, 20, 30, 45, 60, 120},
+		}),
+		scrapeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lockstep_metrics_adapter_scrape_duration_seconds",
+			Help:    "Duration of scrapes, by profile.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
+		}, []string{"profile"}),
+		scrapeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockstep_metrics_adapter_scrape_errors_total",
+			Help: "Failed scrapes (unreachable, HTTP error, unparsable body), by profile.",
+		}, []string{"profile"}),
+	}
+	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_series", Help: "Series held in memory."},
+			func() float64 { return float64(seriesCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_scrape_targets", Help: "Targets being scraped."},
+			func() float64 { return float64(targets()) }))
+	return o
+}
+
+// api records one API call.
+func (o *observability) api(api string, err error, took time.Duration) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	o.apiLatency.WithLabelValues(api, result).Observe(took.Seconds())
+}
+
+// age records the age of a served value.
+func (o *observability) age(d time.Duration) { o.valueAge.Observe(d.Seconds()) }
+
+// Scraped implements scrape.Observer.
+func (o *observability) Scraped(profile string, took time.Duration, _ int, err error) {
+	o.scrapeDuration.WithLabelValues(profile).Observe(took.Seconds())
+	if err != nil {
+		o.scrapeErrors.WithLabelValues(profile).Inc()
+	}
+}

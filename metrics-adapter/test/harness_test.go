@@ -1,0 +1,183 @@
+// Package test runs the metrics adapter (bin/metrics-adapter, a separate process) behind the
+// test bed's aggregator, scraping exporters served by the test on loopback, and checks what
+// the real HPA controller does with its metrics.
+package test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+func TestMain(m *testing.M) {
+	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Kwok: true, Nodes: 2, HPASyncPeriod: time.Second})
+}
+
+// Timing of the adapter under test: short, so that HPAs react within seconds.
+const (
+	scrapeInterval = time.Second
+	rateWindow     = 4 * time.Second
+	staleAfter     = 3 * time.Second
+	systemNS       = "lockstep-system"
+	podIPAnno      = "testbed.lockstep.dev/pod-ip"
+)
+
+type harness struct {
+	env *testbed.Env
+	cs  kubernetes.Interface
+	// ingress serves ingress-nginx metrics scraped through pods labelled app=ingress-nginx;
+	// legacy is a second ingress controller (app=ingress-legacy) that tests may stop.
+	ingress, legacy *exporter
+}
+
+var (
+	setupOnce sync.Once
+	shared    *harness
+	setupErr  error
+)
+
+// setup starts the exporters, their kwok "ingress controller" pods, the adapter and its
+// APIServices, once per package.
+func setup(t *testing.T) *harness {
+	t.Helper()
+	env := framework.Env(t)
+	setupOnce.Do(func() { shared, setupErr = start(env) })
+	if setupErr != nil {
+		t.Fatal(setupErr)
+	}
+	return shared
+}
+
+func start(env *testbed.Env) (*harness, error) {
+	ctx := context.Background()
+	cs, err := env.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	h := &harness{env: env, cs: cs}
+	if h.ingress, err = startExporter(); err != nil {
+		return nil, err
+	}
+	if h.legacy, err = startExporter(); err != nil {
+		return nil, err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS}}, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", systemNS, err)
+	}
+	for _, app := range []string{"ingress-nginx", "ingress-legacy"} {
+		if err := createDeployment(ctx, cs, loopbackDeployment(systemNS, app, 1, nil)); err != nil {
+			return nil, err
+		}
+	}
+
+	dir := filepath.Join(env.Dir, "metrics-adapter")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	pair, err := env.CA.Sign(testbed.CertRequest{CommonName: "metrics-adapter", DNSNames: []string{"metrics-adapter." + systemNS + ".svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile, err := pair.Write(dir, "serving")
+	if err != nil {
+		return nil, err
+	}
+	config := fmt.Sprintf(`scrapeInterval: %s
+scrapeTimeout: %s
+window: %s
+staleAfter: %s
+ingress:
+- profile: ingress-nginx
+  namespace: %s
+  selector: app=ingress-nginx
+  port: "%d"
+  path: /ingress
+- profile: ingress-nginx
+  namespace: %s
+  selector: app=ingress-legacy
+  port: "%d"
+  path: /ingress
+`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port())
+	configFile := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the configuration: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "metrics-adapter"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s not built: run `make build` (make test does)", bin)
+	}
+	if _, err := env.Run("metrics-adapter", bin,
+		"--config="+configFile,
+		fmt.Sprintf("--secure-port=%d", port), "--bind-address=127.0.0.1",
+		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
+		"--lister-kubeconfig="+env.Kubeconfig, "--authentication-kubeconfig="+env.Kubeconfig, "--authorization-kubeconfig="+env.Kubeconfig,
+		"--v=2"); err != nil {
+		return nil, fmt.Errorf("starting the adapter: %w", err)
+	}
+
+	if _, err := framework.RegisterAPIService(ctx, cs, env, systemNS, "metrics-adapter", int32(port),
+		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta1"},
+		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta2"},
+		schema.GroupVersion{Group: "external.metrics.k8s.io", Version: "v1beta1"}); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// loopbackDeployment is a Deployment of kwok pods whose IP is 127.0.0.1, so that the
+// adapter reaches the exporter the test serves there.
+func loopbackDeployment(ns, name string, replicas int32, annotations map[string]string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	anno := map[string]string{podIPAnno: "127.0.0.1"}
+	for k, v := range annotations {
+		anno[k] = v
+	}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: anno},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}},
+			},
+		},
+	}
+}
+
+func createDeployment(ctx context.Context, cs kubernetes.Interface, d *appsv1.Deployment) error {
+	if _, err := cs.AppsV1().Deployments(d.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
+}
