@@ -46,7 +46,7 @@ func TestServedValues(t *testing.T) {
 	ctx := context.Background()
 	for path, want := range map[string]string{
 		svc + "no_such_metric": "served: requests_per_second",
-		fmt.Sprintf("%s/namespaces/%s/services/cart/requests_per_second", customV1beta2, ns): "series exist for checkout",
+		fmt.Sprintf("%s/namespaces/%s/services/cart/requests_per_second", customV1beta2, ns):                                 "series exist for checkout",
 		fmt.Sprintf("%s/namespaces/%s/sls_ingress_qps?labelSelector=sls.ingress.route%%3D%s-nothing-80", externalV1, ns, ns): "does not name an existing Service",
 	} {
 		_, err := getMetric(ctx, h.cs, path)

@@ -1,0 +1,73 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/lockstep-dev/lockstep/test/framework"
+)
+
+// (d) When the exporter goes away the API answers with an error — not zero — so the HPA
+// reports the failure and keeps its replicas instead of scaling down.
+func TestExporterGoneHoldsReplicas(t *testing.T) {
+	h := setup(t)
+	ns := framework.Namespace(t, h.cs)
+	createService(t, h.cs, ns, "legacy")
+	if err := createDeployment(context.Background(), h.cs, loopbackDeployment(ns, "legacy-gw", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	h.legacy.setIngressRate(ns, "legacy", 30)
+	createHPA(t, h.cs, ns, "legacy-gw", 1, 6, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ExternalMetricSourceType,
+		External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "ingress_requests_per_second", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "legacy"}}},
+			Target: averageValue("10"),
+		},
+	})
+	waitReplicas(t, h.cs, ns, "legacy-gw", 3, 2*time.Minute)
+
+	h.legacy.stop()
+	path := fmt.Sprintf("%s/namespaces/%s/ingress_requests_per_second?labelSelector=service%%3Dlegacy", externalV1, ns)
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		v, err := getMetric(ctx, h.cs, path)
+		var status apierrors.APIStatus
+		if err == nil {
+			return fmt.Errorf("still served: %v", v)
+		}
+		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable {
+			return fmt.Errorf("want 503, got %v", err)
+		}
+		return nil
+	})
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		hpa, err := h.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "legacy-gw", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range hpa.Status.Conditions {
+			if c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse && c.Reason == "FailedGetExternalMetric" {
+				return nil
+			}
+		}
+		return fmt.Errorf("HPA conditions %v: want ScalingActive=False FailedGetExternalMetric", hpa.Status.Conditions)
+	})
+	// Ten HPA sync periods later the replicas are still 3.
+	time.Sleep(10 * time.Second)
+	d, err := h.cs.AppsV1().Deployments(ns).Get(context.Background(), "legacy-gw", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ptr.Deref(d.Spec.Replicas, 1); got != 3 {
+		t.Fatalf("replicas changed to %d while the metric was unavailable", got)
+	}
+}
