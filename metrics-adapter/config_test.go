@@ -1,0 +1,68 @@
+package metricsadapter
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	tests := map[string]struct {
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		"defaults": {yaml: "", check: func(t *testing.T, c Config) {
+			if c.ScrapeInterval.Duration != 15*time.Second || c.Window.Duration != time.Minute || c.StaleAfter.Duration != 45*time.Second || c.AppProfile != "http-app" {
+				t.Fatalf("defaults %+v", c)
+			}
+		}},
+		"custom profile": {yaml: `
+scrapeInterval: 5s
+profiles:
+- name: haproxy
+  tier: ingress
+  rules:
+  - metric: haproxy_backend_http_responses_total
+    families: [requests]
+    labels: {namespace: exported_namespace, service: backend}
+    status: code
+ingress:
+- profile: haproxy
+  selector: app=haproxy
+  port: "8404"
+`, check: func(t *testing.T, c Config) {
+			if c.Window.Duration != 20*time.Second || len(c.AllProfiles()["haproxy"].Rules) != 1 {
+				t.Fatalf("config %+v", c)
+			}
+		}},
+		"unknown field":     {yaml: "scrapeIntervall: 5s", wantErr: "unknown field"},
+		"unknown profile":   {yaml: "ingress: [{profile: nginx, selector: a=b, port: '1'}]", wantErr: `unknown profile "nginx"`},
+		"window too short":  {yaml: "scrapeInterval: 15s\nwindow: 20s", wantErr: "window 20s: at least two scrape intervals"},
+		"timeout too long":  {yaml: "scrapeInterval: 5s\nscrapeTimeout: 10s", wantErr: "scrapeTimeout"},
+		"bad duration":      {yaml: "scrapeInterval: soon", wantErr: `duration "soon"`},
+		"bad family":        {yaml: "profiles: [{name: x, tier: app, rules: [{metric: m, families: [qps]}]}]", wantErr: `unknown family "qps"`},
+		"profile sans tier": {yaml: "profiles: [{name: x, rules: [{metric: m, families: [requests]}]}]", wantErr: "tier ingress or app"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := LoadConfig(path)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
