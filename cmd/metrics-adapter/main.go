@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/component-base/logs"
@@ -26,6 +27,10 @@ func run() error {
 	defer logs.FlushLogs()
 	base := &basecmd.AdapterBase{Name: "lockstep-metrics-adapter"}
 	configPath := base.Flags().String("config", "", "configuration file (YAML): scrape interval, rate window, staleness limit, ingress controllers, profiles")
+	// Each HPA asks for its own path every 15 s, so with the library's 10 s cache nearly every
+	// call cost a SubjectAccessReview round trip. Two minutes keeps them rare; the flag
+	// --authorization-webhook-cache-authorized-ttl still overrides it.
+	base.Authorization.AllowCacheTTL = 2 * time.Minute
 	logs.AddFlags(base.Flags())
 	if err := base.Flags().Parse(os.Args[1:]); err != nil {
 		return fmt.Errorf("parsing flags: %w", err)

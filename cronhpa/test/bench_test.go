@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,13 +86,13 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	defer func() { _ = ctrlProc.Process.Kill(); _ = ctrlProc.Wait() }()
 
 	// 1. n Deployments and n CronHPAs with a far-future job; wait until all are reconciled.
-	parallel(n, 16, func(i int) error {
+	framework.Parallel(b, n, 16, func(i int) error {
 		d := benchDeployment(ns, i)
 		if err := c.Create(ctx, d); err != nil {
 			return err
 		}
 		return c.Create(ctx, cronHPA(ns, d.Name, d.Name, v1beta1.Job{Name: "sale", Schedule: "@date 2099-11-11 00:00:00", TargetSize: 2}))
-	}, b)
+	})
 	waitReconciled(b, c, ns, n)
 
 	// 2. Watch the Deployments, then move every job to a distinct future instant. Rescheduling
@@ -107,11 +105,11 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	for i := range n {
 		instants[i] = start.Add(time.Duration(i) * time.Second / fireRate).Truncate(time.Second)
 	}
-	parallel(n, 16, func(i int) error {
+	framework.Parallel(b, n, 16, func(i int) error {
 		patch := fmt.Sprintf(`{"spec":{"jobs":[{"name":"sale","schedule":"@date %s","targetSize":2}]}}`, instants[i].UTC().Format("2006-01-02 15:04:05"))
 		obj := &v1beta1.CronHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchName(i)}}
 		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
-	}, b)
+	})
 	waitReconciled(b, c, ns, n)
 	if time.Now().After(start) {
 		b.Fatalf("rescheduling %d objects took past the first fire time (%s); lower rescheduleRate", n, margin)
@@ -128,7 +126,10 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 		b.Fatalf("only %d of %d objects fired within 2 minutes of the last instant", len(lags), n)
 	}
 	slices.Sort(lags)
-	mem := procMemory(b, ctrlProc.Process.Pid)
+	mem, err := framework.ProcMemory(ctrlProc.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(ms(lags[len(lags)/2]), "p50-ms")
 	b.ReportMetric(ms(lags[len(lags)*99/100]), "p99-ms")
 	b.ReportMetric(ms(lags[len(lags)-1]), "max-ms")
@@ -203,43 +204,6 @@ func benchDeployment(ns string, i int) *appsv1.Deployment {
 	return d
 }
 
-// parallel runs fn(0..n-1) on workers goroutines and fails the benchmark on the first error.
-func parallel(n, workers int, fn func(i int) error, b *testing.B) {
-	b.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(i); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					return
-				}
-			}
-		})
-	}
-	for i := range n {
-		select {
-		case err := <-errs:
-			close(next)
-			wg.Wait()
-			b.Fatal(err)
-		case next <- i:
-		}
-	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		b.Fatal(err)
-	default:
-	}
-}
-
 // watchScaled records, per Deployment name, when its spec.replicas was first seen at 2.
 func watchScaled(b *testing.B, cs kubernetes.Interface, ns string, n int) (*sync.Map, func()) {
 	b.Helper()
@@ -270,30 +234,6 @@ func collectLags(arrivals *sync.Map, instants []time.Time) []time.Duration {
 		}
 	}
 	return lags
-}
-
-// procMemory returns the memory lines of /proc/<pid>/status (VmRSS, VmHWM, RssAnon, RssFile)
-// in MiB.
-func procMemory(b *testing.B, pid int) map[string]float64 {
-	b.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 || fields[2] != "kB" {
-			continue
-		}
-		kb, err := strconv.ParseFloat(fields[1], 64)
-		if err == nil {
-			out[strings.TrimSuffix(fields[0], ":")] = kb / 1024
-		}
-	}
-	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -84,18 +84,6 @@ func start(env *testbed.Env) (*harness, error) {
 		}
 	}
 
-	dir := filepath.Join(env.Dir, "metrics-adapter")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	pair, err := env.CA.Sign(testbed.CertRequest{CommonName: "metrics-adapter", DNSNames: []string{"metrics-adapter." + systemNS + ".svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
-	if err != nil {
-		return nil, err
-	}
-	certFile, keyFile, err := pair.Write(dir, "serving")
-	if err != nil {
-		return nil, err
-	}
 	config := fmt.Sprintf(`scrapeInterval: %s
 scrapeTimeout: %s
 window: %s
@@ -112,37 +100,59 @@ ingress:
   port: "%d"
   path: /ingress
 `, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port())
+	if _, _, err := startAdapter(ctx, env, cs, "metrics-adapter", config); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// startAdapter runs bin/metrics-adapter with config on a free loopback port, serving with a
+// certificate from the test bed's CA, and registers it for the custom and external metrics
+// APIs. It returns the port and the process.
+func startAdapter(ctx context.Context, env *testbed.Env, cs kubernetes.Interface, name, config string) (int, *testbed.Process, error) {
+	dir := filepath.Join(env.Dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	pair, err := env.CA.Sign(testbed.CertRequest{CommonName: name, DNSNames: []string{name + "." + systemNS + ".svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	if err != nil {
+		return 0, nil, err
+	}
+	certFile, keyFile, err := pair.Write(dir, "serving")
+	if err != nil {
+		return 0, nil, err
+	}
 	configFile := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
-		return nil, fmt.Errorf("writing the configuration: %w", err)
+		return 0, nil, fmt.Errorf("writing the configuration: %w", err)
 	}
 	port, err := freePort()
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "metrics-adapter"))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("%s not built: run `make build` (make test does)", bin)
+		return 0, nil, fmt.Errorf("%s not built: run `make build` (make test does)", bin)
 	}
-	if _, err := env.Run("metrics-adapter", bin,
+	proc, err := env.Run(name, bin,
 		"--config="+configFile,
 		fmt.Sprintf("--secure-port=%d", port), "--bind-address=127.0.0.1",
 		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
 		"--lister-kubeconfig="+env.Kubeconfig, "--authentication-kubeconfig="+env.Kubeconfig, "--authorization-kubeconfig="+env.Kubeconfig,
-		"--v=2"); err != nil {
-		return nil, fmt.Errorf("starting the adapter: %w", err)
+		"--v=2")
+	if err != nil {
+		return 0, nil, fmt.Errorf("starting the adapter: %w", err)
 	}
-
-	if _, err := framework.RegisterAPIService(ctx, cs, env, systemNS, "metrics-adapter", int32(port),
+	if _, err := framework.RegisterAPIService(ctx, cs, env, systemNS, name, int32(port),
 		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta1"},
 		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta2"},
 		schema.GroupVersion{Group: "external.metrics.k8s.io", Version: "v1beta1"}); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	return h, nil
+	return port, proc, nil
 }
 
 func freePort() (int, error) {

@@ -21,7 +21,7 @@ var APIServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io",
 
 // RegisterAPIService points the aggregator at a server on 127.0.0.1:port for each
 // group/version in groupVersions: an ExternalName Service (namespace/name → localhost) and one
-// APIService per version, trusting the test bed's CA (the server's certificate must be signed
+// APIService per version (replacing one that exists), trusting the test bed's CA (the server's certificate must be signed
 // by env.CA for <name>.<namespace>.svc). It returns a function that removes the APIServices.
 func RegisterAPIService(ctx context.Context, cs kubernetes.Interface, env *testbed.Env, namespace, name string, port int32, groupVersions ...schema.GroupVersion) (func(), error) {
 	svc := &corev1.Service{
@@ -60,9 +60,18 @@ func RegisterAPIService(ctx context.Context, cs kubernetes.Interface, env *testb
 				"service":              map[string]any{"namespace": namespace, "name": name, "port": int64(port)},
 			},
 		}}
-		if _, err := dyn.Resource(APIServiceGVR).Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+		_, err := dyn.Resource(APIServiceGVR).Create(ctx, obj, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			// Another server of the package registered it before: point it here instead.
+			var old *unstructured.Unstructured
+			if old, err = dyn.Resource(APIServiceGVR).Get(ctx, n, metav1.GetOptions{}); err == nil {
+				obj.SetResourceVersion(old.GetResourceVersion())
+				_, err = dyn.Resource(APIServiceGVR).Update(ctx, obj, metav1.UpdateOptions{})
+			}
+		}
+		if err != nil {
 			remove()
-			return nil, fmt.Errorf("creating APIService %s: %w", n, err)
+			return nil, fmt.Errorf("registering APIService %s: %w", n, err)
 		}
 		names = append(names, n)
 	}
