@@ -50,11 +50,13 @@ bench: testbed build ## Run benchmarks against the test bed and print their figu
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and chart/crds) and RBAC with controller-gen.
-	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./...
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./cronhpa/apis/...
 	$(CONTROLLER_GEN) crd paths=./cronhpa/apis/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-cronhpa paths=./cronhpa/... output:rbac:artifacts:config=config/rbac/cronhpa
+	$(CONTROLLER_GEN) rbac:roleName=lockstep-metrics-adapter paths=./metrics-adapter/rbac output:rbac:artifacts:config=config/rbac/metrics-adapter
 	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
 	cp config/rbac/cronhpa/role.yaml chart/files/cronhpa-role.yaml
+	cp config/rbac/metrics-adapter/role.yaml chart/files/metrics-adapter-role.yaml
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.

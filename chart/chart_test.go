@@ -15,6 +15,8 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
@@ -95,11 +97,13 @@ func TestChartInstalls(t *testing.T) {
 		{"apps", "deployments", "", "delete", false},
 		{"", "secrets", "", "get", false},
 	} {
-		got := canI(t, cs, sa, tc.group, tc.resource, tc.sub, tc.verb)
+		got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb)
 		if got != tc.allowed {
 			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
 		}
 	}
+
+	checkMetricsAdapter(t, cs)
 
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
@@ -115,13 +119,67 @@ func TestChartInstalls(t *testing.T) {
 	})
 }
 
-func canI(t *testing.T, cs kubernetes.Interface, user, group, resource, sub, verb string) bool {
+// checkMetricsAdapter checks what the chart installs for the metrics adapter: an available
+// Deployment, the three APIServices pointing at its Service with a CA bundle, and the
+// permissions delegated authentication, authorization and discovery need.
+func checkMetricsAdapter(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-metrics-adapter", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.AvailableReplicas != *d.Spec.Replicas {
+		t.Fatalf("metrics-adapter deployment: %d of %d available", d.Status.AvailableReplicas, *d.Spec.Replicas)
+	}
+	dyn, err := dynamic.NewForConfig(framework.Env(t).Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"} {
+		svc, err := dyn.Resource(framework.APIServiceGVR).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcName, _, _ := unstructured.NestedString(svc.Object, "spec", "service", "name")
+		ca, _, _ := unstructured.NestedString(svc.Object, "spec", "caBundle")
+		if svcName != "lockstep-metrics-adapter" || ca == "" {
+			t.Errorf("APIService %s: service %q, caBundle set %v", name, svcName, ca != "")
+		}
+	}
+	sa := "system:serviceaccount:lockstep-system:lockstep-metrics-adapter"
+	for _, tc := range []struct {
+		namespace, group, resource, name, verb string
+		allowed                                bool
+	}{
+		{"default", "", "pods", "", "watch", true},
+		{"default", "", "services", "", "list", true},
+		{"", "authentication.k8s.io", "tokenreviews", "", "create", true},
+		{"", "authorization.k8s.io", "subjectaccessreviews", "", "create", true},
+		{"kube-system", "", "configmaps", "extension-apiserver-authentication", "get", true},
+		{"kube-system", "", "configmaps", "", "list", false},
+		{"default", "", "secrets", "", "get", false},
+		{"default", "apps", "deployments", "", "update", false},
+	} {
+		if got := canI(t, cs, sa, tc.namespace, tc.group, tc.resource, "", tc.name, tc.verb); got != tc.allowed {
+			t.Errorf("%s %s %s in %q: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.namespace, got, tc.allowed)
+		}
+	}
+	hpa := "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+	for _, group := range []string{"custom.metrics.k8s.io", "external.metrics.k8s.io"} {
+		if !canI(t, cs, hpa, "default", group, "services", "", "", "get") {
+			t.Errorf("the HPA controller cannot read %s", group)
+		}
+	}
+}
+
+func canI(t *testing.T, cs kubernetes.Interface, user, namespace, group, resource, sub, name, verb string) bool {
 	t.Helper()
 	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User:   user,
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:lockstep-system", "system:authenticated"},
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: "default", Group: group, Resource: resource, Subresource: sub, Verb: verb,
+			Namespace: namespace, Group: group, Resource: resource, Subresource: sub, Name: name, Verb: verb,
 		},
 	}}
 	got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})

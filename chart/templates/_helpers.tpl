@@ -14,3 +14,5 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "lockstep.cronhpa.name" -}}{{ .Release.Name }}-cronhpa{{- end -}}
+
+{{- define "lockstep.metricsAdapter.name" -}}{{ .Release.Name }}-metrics-adapter{{- end -}}
