@@ -58,7 +58,7 @@ func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String()
 func LoadConfig(path string) (Config, error) {
 	var c Config
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) //nolint:gosec // the operator names the file with --config
 		if err != nil {
 			return c, fmt.Errorf("reading the configuration: %w", err)
 		}
@@ -72,6 +72,14 @@ func LoadConfig(path string) (Config, error) {
 // complete fills defaults and validates, so that a bad configuration fails at start with a
 // message naming the field.
 func (c *Config) complete() error {
+	c.defaults()
+	if err := c.validateTiming(); err != nil {
+		return err
+	}
+	return c.validateProfiles()
+}
+
+func (c *Config) defaults() {
 	if c.ScrapeInterval.Duration == 0 {
 		c.ScrapeInterval.Duration = 15 * time.Second
 	}
@@ -87,6 +95,9 @@ func (c *Config) complete() error {
 	if c.AppProfile == "" {
 		c.AppProfile = "http-app"
 	}
+}
+
+func (c *Config) validateTiming() error {
 	switch {
 	case c.ScrapeInterval.Duration < time.Second:
 		return fmt.Errorf("scrapeInterval %s: at least 1s", c.ScrapeInterval)
@@ -97,6 +108,10 @@ func (c *Config) complete() error {
 	case c.StaleAfter.Duration <= c.ScrapeInterval.Duration:
 		return fmt.Errorf("staleAfter %s: longer than scrapeInterval (%s)", c.StaleAfter, c.ScrapeInterval)
 	}
+	return nil
+}
+
+func (c *Config) validateProfiles() error {
 	profiles := c.AllProfiles()
 	for i, it := range c.Ingress {
 		if _, ok := profiles[it.Profile]; !ok {

@@ -131,7 +131,7 @@ func (s *Scraper) Wait() { s.wg.Wait() }
 func (s *Scraper) loop(ctx context.Context, t Target) {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(t.Key))
-	offset := time.Duration(h.Sum64() % uint64(s.interval))
+	offset := time.Duration(h.Sum64() % uint64(s.interval)) //nolint:gosec // the interval is positive (checked in New)
 	// The first scrape comes early (a fraction of the offset) so a new target is served soon.
 	first := s.clock.NewTimer(offset / 8)
 	select {

@@ -45,7 +45,7 @@ func TestExporterGoneHoldsReplicas(t *testing.T) {
 			return fmt.Errorf("still served: %v", v)
 		}
 		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable {
-			return fmt.Errorf("want 503, got %v", err)
+			return fmt.Errorf("want 503, got %w", err)
 		}
 		return nil
 	})
