@@ -80,6 +80,12 @@ func withoutWebhook(t *testing.T, c client.Client, fn func()) {
 			t.Fatal(err)
 		}
 	}()
+	// The API server drops the webhook from its informer a moment after the delete: wait
+	// until a dry-run create (which runs admission webhooks) no longer calls it.
+	probe := cronHPA("default", "webhook-probe", "none", v1beta1.Job{Name: "j", Schedule: "@daily", TargetSize: 1})
+	framework.Eventually(t, 10*time.Second, func(ctx context.Context) error {
+		return c.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+	})
 	fn()
 }
 
