@@ -21,6 +21,7 @@ import (
 	"github.com/lockstep-dev/lockstep/metrics-adapter/provider"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
 )
 
 // Options configure Run.
@@ -63,8 +64,17 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err != nil {
 		return err
 	}
+	var source provider.Source = store
+	if cfg.Prometheus != nil {
+		prom, err := prometheus.New(*cfg.Prometheus, nil, o.Clock, o.Log.WithName("prometheus"))
+		if err != nil {
+			return err
+		}
+		go prom.Run(ctx)
+		source = provider.Chain{store, prom}
+	}
 	prov := provider.New(provider.Options{
-		Source: store, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
+		Source: source, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
 		Window: cfg.Window.Duration, StaleAfter: cfg.StaleAfter.Duration, Observe: obs.api, ObserveAge: obs.age,
 	})
 	base.WithCustomMetrics(prov)

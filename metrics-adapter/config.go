@@ -9,10 +9,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
 )
 
 // Config is the adapter's configuration file (--config), YAML or JSON.
@@ -32,6 +34,9 @@ type Config struct {
 	AppProfile string `json:"appProfile,omitempty"`
 	// Profiles adds custom profiles (or replaces built-in ones of the same name).
 	Profiles []profile.Profile `json:"profiles,omitempty"`
+	// Prometheus, when set, answers what the embedded scraper has no series for, from a
+	// Prometheus-compatible HTTP API with templated queries.
+	Prometheus *prometheus.Config `json:"prometheus,omitempty"`
 }
 
 // Duration is a time.Duration written as "15s" in configuration.
@@ -76,6 +81,9 @@ func (c *Config) complete() error {
 	if err := c.validateTiming(); err != nil {
 		return err
 	}
+	if err := c.validatePrometheus(); err != nil {
+		return err
+	}
 	return c.validateProfiles()
 }
 
@@ -109,6 +117,15 @@ func (c *Config) validateTiming() error {
 		return fmt.Errorf("staleAfter %s: longer than scrapeInterval (%s)", c.StaleAfter, c.ScrapeInterval)
 	}
 	return nil
+}
+
+func (c *Config) validatePrometheus() error {
+	if c.Prometheus == nil {
+		return nil
+	}
+	c.Prometheus.Refresh = c.ScrapeInterval.Duration
+	_, err := prometheus.New(*c.Prometheus, nil, nil, logr.Discard())
+	return err
 }
 
 func (c *Config) validateProfiles() error {

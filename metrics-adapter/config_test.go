@@ -38,13 +38,26 @@ ingress:
 				t.Fatalf("config %+v", c)
 			}
 		}},
-		"unknown field":     {yaml: "scrapeIntervall: 5s", wantErr: "unknown field"},
-		"unknown profile":   {yaml: "ingress: [{profile: nginx, selector: a=b, port: '1'}]", wantErr: `unknown profile "nginx"`},
-		"window too short":  {yaml: "scrapeInterval: 15s\nwindow: 20s", wantErr: "window 20s: at least two scrape intervals"},
-		"timeout too long":  {yaml: "scrapeInterval: 5s\nscrapeTimeout: 10s", wantErr: "scrapeTimeout"},
-		"bad duration":      {yaml: "scrapeInterval: soon", wantErr: `duration "soon"`},
-		"bad family":        {yaml: "profiles: [{name: x, tier: app, rules: [{metric: m, families: [qps]}]}]", wantErr: `unknown family "qps"`},
-		"profile sans tier": {yaml: "profiles: [{name: x, rules: [{metric: m, families: [requests]}]}]", wantErr: "tier ingress or app"},
+		"unknown field": {yaml: "scrapeIntervall: 5s", wantErr: "unknown field"},
+		"prometheus": {yaml: `
+prometheus:
+  url: http://prometheus.monitoring:9090
+  rules:
+  - measure: requests_per_second
+    labels: {namespace: namespace, service: service}
+    query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
+`, check: func(t *testing.T, c Config) {
+			if c.Prometheus == nil || len(c.Prometheus.Rules) != 1 || c.Prometheus.Refresh != 15*time.Second {
+				t.Fatalf("prometheus %+v", c.Prometheus)
+			}
+		}},
+		"prometheus bad rule": {yaml: "prometheus: {url: 'http://p', rules: [{measure: qps, labels: {namespace: n}}]}", wantErr: `unknown measure "qps"`},
+		"unknown profile":     {yaml: "ingress: [{profile: nginx, selector: a=b, port: '1'}]", wantErr: `unknown profile "nginx"`},
+		"window too short":    {yaml: "scrapeInterval: 15s\nwindow: 20s", wantErr: "window 20s: at least two scrape intervals"},
+		"timeout too long":    {yaml: "scrapeInterval: 5s\nscrapeTimeout: 10s", wantErr: "scrapeTimeout"},
+		"bad duration":        {yaml: "scrapeInterval: soon", wantErr: `duration "soon"`},
+		"bad family":          {yaml: "profiles: [{name: x, tier: app, rules: [{metric: m, families: [qps]}]}]", wantErr: `unknown family "qps"`},
+		"profile sans tier":   {yaml: "profiles: [{name: x, rules: [{metric: m, families: [requests]}]}]", wantErr: "tier ingress or app"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -29,7 +29,7 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 		return p.slsQuery(q, m, reqs)
 	}
 	exact := map[string]string{}
-
+	inexact := false
 	for _, r := range reqs {
 		switch r.Key() {
 		case "namespace", "service", "port", "ingress", "route":
@@ -38,6 +38,8 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 		}
 		if v, ok := single(r); ok {
 			exact[r.Key()] = v
+		} else {
+			inexact = true
 		}
 	}
 	if ns, ok := exact["namespace"]; ok {
@@ -55,6 +57,8 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 	}
 	if !sel.Empty() {
 		q.Match = func(k series.Key) bool { return sel.Matches(keyLabels(k)) }
+		q.Filter, q.Inexact = exact, inexact
+		delete(q.Filter, "namespace")
 	}
 	return q, nil
 }
@@ -85,6 +89,8 @@ func (p *Provider) slsQuery(q series.Query, m Metric, reqs labels.Requirements) 
 	// Ingress controllers that report the backend port (Envoy, Traefik) must match it; those
 	// that do not (ingress-nginx, Istio) count for every port of the Service.
 	q.Match = func(k series.Key) bool { return k.Port == "" || k.Port == port }
+	// A backend query cannot tell "no port label" from "another port": Filter leaves the
+	// port out, so remote sources count every port of the Service, as ingress-nginx does.
 	return q, nil
 }
 

@@ -204,6 +204,9 @@ func (p *Provider) objectMetric(info cmprovider.CustomMetricInfo) (Metric, serie
 func (p *Provider) objectValue(m Metric, kind series.ObjectKind, info cmprovider.CustomMetricInfo, namespace, name string, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
 	q := series.Query{Measure: m.Measure, Quantile: m.Quantile, Object: series.Object{Kind: kind, Namespace: namespace, Name: name},
 		Window: p.window, StaleAfter: p.staleAfter, Match: keyMatcher(metricSelector)}
+	if q.Match != nil {
+		q.Filter, q.Inexact = exactLabels(metricSelector)
+	}
 	v, qty, err := p.evaluate(m, q)
 	if err != nil {
 		return nil, err
@@ -257,6 +260,22 @@ func keyMatcher(sel labels.Selector) func(series.Key) bool {
 		return nil
 	}
 	return func(k series.Key) bool { return sel.Matches(keyLabels(k)) }
+}
+
+// exactLabels splits a selector into its exact-value requirements and whether anything else
+// is left.
+func exactLabels(sel labels.Selector) (map[string]string, bool) {
+	reqs, _ := sel.Requirements()
+	out := map[string]string{}
+	inexact := false
+	for _, r := range reqs {
+		if v, ok := single(r); ok {
+			out[r.Key()] = v
+		} else {
+			inexact = true
+		}
+	}
+	return out, inexact
 }
 
 func keyLabels(k series.Key) labels.Set {

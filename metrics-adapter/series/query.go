@@ -34,6 +34,13 @@ type Query struct {
 	Object   Object
 	// Match, when set, keeps only the series whose key it accepts (label selectors).
 	Match func(Key) bool
+	// Filter holds the exact-value part of the selector Match applies (service, port,
+	// ingress, route), for sources that translate it into their backend's query language.
+	// Selectors with other operators are only expressed by Match.
+	Filter map[string]string
+	// Inexact is true when Match checks more than Filter says (set-based selectors); a
+	// source that can only apply Filter must refuse such a query rather than widen it.
+	Inexact bool
 	// Window is the rate window, like the range of rate(x[window]).
 	Window time.Duration
 	// StaleAfter is how old the newest sample may be before the answer is refused.

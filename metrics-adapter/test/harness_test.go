@@ -42,6 +42,9 @@ type harness struct {
 	// ingress serves ingress-nginx metrics scraped through pods labelled app=ingress-nginx;
 	// legacy is a second ingress controller (app=ingress-legacy) that tests may stop.
 	ingress, legacy *exporter
+	// prom is a Prometheus stand-in (the real PromQL engine) behind the adapter's Prometheus
+	// source, fed by promFeed.
+	prom *promFeed
 }
 
 var (
@@ -84,6 +87,9 @@ func start(env *testbed.Env) (*harness, error) {
 		}
 	}
 
+	if h.prom, err = startPromFeed(); err != nil {
+		return nil, err
+	}
 	config := fmt.Sprintf(`scrapeInterval: %s
 scrapeTimeout: %s
 window: %s
@@ -99,7 +105,13 @@ ingress:
   selector: app=ingress-legacy
   port: "%d"
   path: /ingress
-`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port())
+prometheus:
+  url: %s
+  rules:
+  - measure: requests_per_second
+    labels: {namespace: namespace, service: service}
+    query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
+`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), h.prom.url)
 	if _, _, err := startAdapter(ctx, env, cs, "metrics-adapter", config); err != nil {
 		return nil, err
 	}
