@@ -138,7 +138,7 @@ func startAdapter(ctx context.Context, env *testbed.Env, cs kubernetes.Interface
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		return 0, nil, fmt.Errorf("writing the configuration: %w", err)
 	}
-	port, err := freePort()
+	port, err := testbed.FreePort()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -165,15 +165,6 @@ func startAdapter(ctx context.Context, env *testbed.Env, cs kubernetes.Interface
 		return 0, nil, err
 	}
 	return port, proc, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // loopbackDeployment is a Deployment of kwok pods whose IP is 127.0.0.1, so that the

@@ -89,23 +89,31 @@ func TestExternalSLSIngressQPS(t *testing.T) {
 // (b) An Object metric on a Service (ingress tier requests per second).
 func TestObjectMetricOnService(t *testing.T) {
 	h := setup(t)
+	scaleOnServiceRequests(t, h, "cart", func(ns string, rate float64) { h.ingress.setIngressRate(ns, "cart", rate) })
+}
+
+// scaleOnServiceRequests runs an HPA on the Object metric requests_per_second of Service
+// name (target 10 per pod) while setRate drives the source: 30 req/s → 3 replicas, then
+// 2 req/s → 1.
+func scaleOnServiceRequests(t *testing.T, h *harness, name string, setRate func(ns string, rate float64)) {
+	t.Helper()
 	ns := framework.Namespace(t, h.cs)
-	createService(t, h.cs, ns, "cart")
-	if err := createDeployment(context.Background(), h.cs, loopbackDeployment(ns, "cart", 1, nil)); err != nil {
+	createService(t, h.cs, ns, name)
+	if err := createDeployment(context.Background(), h.cs, loopbackDeployment(ns, name, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	h.ingress.setIngressRate(ns, "cart", 30)
-	createHPA(t, h.cs, ns, "cart", 1, 6, autoscalingv2.MetricSpec{
+	setRate(ns, 30)
+	createHPA(t, h.cs, ns, name, 1, 6, autoscalingv2.MetricSpec{
 		Type: autoscalingv2.ObjectMetricSourceType,
 		Object: &autoscalingv2.ObjectMetricSource{
-			DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "Service", Name: "cart"},
+			DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "Service", Name: name},
 			Metric:          autoscalingv2.MetricIdentifier{Name: "requests_per_second"},
 			Target:          averageValue("10"),
 		},
 	})
-	waitReplicas(t, h.cs, ns, "cart", 3, 2*time.Minute)
-	h.ingress.setIngressRate(ns, "cart", 2)
-	waitReplicas(t, h.cs, ns, "cart", 1, 2*time.Minute)
+	waitReplicas(t, h.cs, ns, name, 3, 2*time.Minute)
+	setRate(ns, 2)
+	waitReplicas(t, h.cs, ns, name, 1, 2*time.Minute)
 }
 
 // (c) A Pods metric from the application's own OpenTelemetry histogram, per pod.

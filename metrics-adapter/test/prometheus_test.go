@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/lockstep-dev/lockstep/metrics-adapter/internal/promfake"
-	"github.com/lockstep-dev/lockstep/test/framework"
 )
 
 // promFeed is a Prometheus stand-in on loopback whose counters grow every second at rates
@@ -61,23 +57,7 @@ func (f *promFeed) run() {
 // (templated query, real PromQL), scaling up and back down.
 func TestPrometheusSource(t *testing.T) {
 	h := setup(t)
-	ns := framework.Namespace(t, h.cs)
-	createService(t, h.cs, ns, "catalog")
-	if err := createDeployment(context.Background(), h.cs, loopbackDeployment(ns, "catalog", 1, nil)); err != nil {
-		t.Fatal(err)
-	}
-	h.prom.setRate(ns, "catalog", 30)
-	createHPA(t, h.cs, ns, "catalog", 1, 6, autoscalingv2.MetricSpec{
-		Type: autoscalingv2.ObjectMetricSourceType,
-		Object: &autoscalingv2.ObjectMetricSource{
-			DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "Service", Name: "catalog"},
-			Metric:          autoscalingv2.MetricIdentifier{Name: "requests_per_second"},
-			Target:          averageValue("10"),
-		},
-	})
-	waitReplicas(t, h.cs, ns, "catalog", 3, 2*time.Minute)
-	h.prom.setRate(ns, "catalog", 4)
-	waitReplicas(t, h.cs, ns, "catalog", 1, 2*time.Minute)
+	scaleOnServiceRequests(t, h, "catalog", func(ns string, rate float64) { h.prom.setRate(ns, "catalog", rate) })
 	if h.prom.srv.Queries.Load() == 0 {
 		t.Fatal("Prometheus was never queried")
 	}
