@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 )
 
 // BenchmarkIngest parses and maps one ingress-nginx scrape of 2,000 Services (28,000 series),
@@ -28,12 +30,30 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	m := mapper(b, "ingress-nginx")
 	raw := body.Bytes()
-	b.SetBytes(int64(len(raw)))
-	b.ReportAllocs()
-	for b.Loop() {
-		points, err := m.Ingest(nil, bytes.NewReader(raw), text, nil, nil)
-		if err != nil || len(points) != 28_000 {
-			b.Fatalf("%d points, %v", len(points), err)
-		}
+	for name, ingest := range map[string]func(*SeriesCache) ([]series.Point, error){
+		// Every scrape after the first: the series cache knows every line.
+		"text-cached": func(c *SeriesCache) ([]series.Point, error) {
+			return m.Ingest(nil, bytes.NewReader(raw), text, nil, nil, c)
+		},
+		// A first scrape: every line is parsed and mapped.
+		"text-cold": func(*SeriesCache) ([]series.Point, error) {
+			return m.Ingest(nil, bytes.NewReader(raw), text, nil, nil, NewSeriesCache())
+		},
+		// expfmt's metric families, the path for protobuf and unusual text.
+		"expfmt": func(*SeriesCache) ([]series.Point, error) {
+			return m.ingestExpfmt(nil, bytes.NewReader(raw), text, nil, nil)
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			cache := NewSeriesCache()
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				points, err := ingest(cache)
+				if err != nil || len(points) != 28_000 {
+					b.Fatalf("%d points, %v", len(points), err)
+				}
+			}
+		})
 	}
 }

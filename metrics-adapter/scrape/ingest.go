@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +50,10 @@ const MaxSeriesPerScrape = 200_000
 var ErrTooManySeries = errors.New("scrape exceeds the series limit")
 
 // Ingest decodes one exposition body and appends the points of every sample a rule maps.
-// target is the scraped pod for application profiles, nil for ingress profiles.
-func (m *Mapper) Ingest(dst []series.Point, body io.Reader, format expfmt.Format, target *profile.Target, services profile.Services) (out []series.Point, err error) {
+// target is the scraped pod for application profiles, nil for ingress profiles. The text
+// format goes through a streaming parser and cache (one per target; nil disables caching);
+// protobuf, and text the fast parser does not accept, go through expfmt.
+func (m *Mapper) Ingest(dst []series.Point, body io.Reader, format expfmt.Format, target *profile.Target, services profile.Services, cache *SeriesCache) (out []series.Point, err error) {
 	// Exporters are untrusted input. expfmt's text parser (prometheus/common v0.70) panics
 	// on some malformed bodies, such as "# TYPE a counter\n{}" (found by FuzzIngest): a bad
 	// exposition is an error for this scrape, never a crash of the adapter.
@@ -59,6 +62,59 @@ func (m *Mapper) Ingest(dst []series.Point, body io.Reader, format expfmt.Format
 			out, err = dst, fmt.Errorf("decoding the exposition: parser panic: %v", r)
 		}
 	}()
+	if format.FormatType() != expfmt.TypeTextPlain {
+		return m.ingestExpfmt(dst, body, format, target, services)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return dst, fmt.Errorf("reading the exposition: %w", err)
+	}
+	if cache == nil {
+		cache = NewSeriesCache()
+	}
+	start := len(dst)
+	out, err = m.ingestText(dst, data, target, services, cache)
+	if errors.Is(err, errTextSyntax) {
+		cache.abort()
+		return m.ingestExpfmt(dst[:start], bytes.NewReader(data), format, target, services)
+	}
+	return out, err
+}
+
+// ingestText is the fast path: series seen in the previous scrape cost a map lookup.
+func (m *Mapper) ingestText(dst []series.Point, data []byte, target *profile.Target, services profile.Services, cache *SeriesCache) ([]series.Point, error) {
+	sc := newTextScanner(data)
+	if n := cache.Len(); cap(dst)-len(dst) < n {
+		dst = append(make([]series.Point, 0, len(dst)+n+n/8), dst...)
+	}
+	for {
+		l, ok, err := sc.next()
+		if err != nil {
+			return dst, err
+		}
+		if !ok {
+			cache.commit()
+			return dst, nil
+		}
+		e, hit := cache.get(l.series)
+		if !hit {
+			if e, err = m.mapLine(l, target, services); err != nil {
+				return dst, err
+			}
+		}
+		cache.keep(e)
+		for i, k := range e.keys {
+			if len(dst) >= MaxSeriesPerScrape {
+				cache.abort()
+				return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, MaxSeriesPerScrape)
+			}
+			dst = append(dst, series.Point{ID: e.ids[i], Key: k, V: l.value * e.scale[i]})
+		}
+	}
+}
+
+// ingestExpfmt decodes with expfmt into metric families, for protobuf and unusual text.
+func (m *Mapper) ingestExpfmt(dst []series.Point, body io.Reader, format expfmt.Format, target *profile.Target, services profile.Services) ([]series.Point, error) {
 	dec := expfmt.NewDecoder(body, format)
 	var keys []series.Key
 	for {

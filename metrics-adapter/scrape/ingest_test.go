@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -135,7 +136,7 @@ http_server_request_duration_seconds_count{http_request_method="GET",http_respon
 	svcs := services{"my-shop/check-out": true}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			points, err := mapper(t, tc.profile).Ingest(nil, strings.NewReader(tc.body), text, tc.target, svcs)
+			points, err := mapper(t, tc.profile).Ingest(nil, strings.NewReader(tc.body), text, tc.target, svcs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,11 +153,11 @@ func TestIngestIDsAreStable(t *testing.T) {
 	swapped := "# TYPE http_requests_total counter\nhttp_requests_total{a=\"1\",code=\"200\"} 2\n"
 	m := mapper(t, "http-app")
 	target := &profile.Target{Namespace: "shop", Pod: "p"}
-	a, err := m.Ingest(nil, strings.NewReader(body), text, target, nil)
+	a, err := m.Ingest(nil, strings.NewReader(body), text, target, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := m.Ingest(nil, strings.NewReader(swapped), text, target, nil)
+	b, err := m.Ingest(nil, strings.NewReader(swapped), text, target, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,19 +167,22 @@ func TestIngestIDsAreStable(t *testing.T) {
 }
 
 func TestIngestRejectsGarbage(t *testing.T) {
-	_, err := mapper(t, "http-app").Ingest(nil, strings.NewReader("http_requests_total{code=\"200\" 1\n"), text, &profile.Target{Namespace: "a"}, nil)
+	_, err := mapper(t, "http-app").Ingest(nil, strings.NewReader("http_requests_total{code=\"200\" 1\n"), text, &profile.Target{Namespace: "a"}, nil, nil)
 	if err == nil {
 		t.Fatal("a malformed exposition was accepted")
 	}
 }
 
-// FuzzIngest feeds arbitrary bodies through every built-in profile: errors are fine, panics,
-// NaN bucket bounds and keys without a namespace are not.
+// FuzzIngest feeds arbitrary bodies through every built-in profile and checks that the fast
+// text path (streaming parser and series cache) gives exactly the points of the expfmt path
+// whenever expfmt accepts the body, on a cold cache and again on a warm one. Errors are fine;
+// panics, NaN bucket bounds and keys without a namespace are not.
 func FuzzIngest(f *testing.F) {
 	f.Add("# TYPE nginx_ingress_controller_requests counter\nnginx_ingress_controller_requests{namespace=\"a\",service=\"b\",status=\"500\"} 1\n")
 	f.Add("# TYPE envoy_cluster_upstream_rq_time histogram\nenvoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"a/b/80/x\",le=\"NaN\"} 1\n")
 	f.Add("# TYPE traefik_service_requests_total counter\ntraefik_service_requests_total{service=\"a-b-c@kubernetes\"} 1e308\n")
 	f.Add("http_requests_total 1\nhttp_requests_total 2\n")
+	f.Add("# TYPE http_server_request_duration_seconds histogram\nhttp_server_request_duration_seconds_bucket{le=\"1.0\",a=\"x\\\"y\"} 3 123\nhttp_server_request_duration_seconds_bucket{le=\"+Inf\",a=\"x\\\"y\"} 4\n")
 	var mappers []*Mapper
 	for name := range profile.Builtin() {
 		mappers = append(mappers, mapper(f, name))
@@ -189,12 +193,78 @@ func FuzzIngest(f *testing.F) {
 			if m.Tier() == profile.AppTier {
 				target = &profile.Target{Namespace: "ns", Pod: "pod"}
 			}
-			points, _ := m.Ingest(nil, strings.NewReader(body), text, target, services{"a/b": true})
-			for _, p := range points {
-				if p.Key.Namespace == "" || math.IsNaN(p.Key.LE) {
-					t.Fatalf("bad key %+v", p.Key)
+			svcs := services{"a/b": true}
+			slow, slowErr := func() (p []series.Point, err error) {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic: %v", r)
+					}
+				}()
+				return m.ingestExpfmt(nil, strings.NewReader(body), text, target, svcs)
+			}()
+			cache := NewSeriesCache()
+			for round := range 2 {
+				fast, fastErr := m.Ingest(nil, strings.NewReader(body), text, target, svcs, cache)
+				for _, p := range fast {
+					if p.Key.Namespace == "" || math.IsNaN(p.Key.LE) {
+						t.Fatalf("bad key %+v", p.Key)
+					}
+				}
+				if slowErr != nil {
+					continue
+				}
+				if fastErr != nil {
+					t.Fatalf("%s round %d: expfmt accepts the body, the fast path says %v", m.profile.Name, round, fastErr)
+				}
+				if msg := samePoints(slow, fast); msg != "" {
+					t.Fatalf("%s round %d: %s\nexpfmt:\n%s\nfast:\n%s", m.profile.Name, round, msg, canonical(slow), canonical(fast))
 				}
 			}
 		}
 	})
+}
+
+// samePoints compares the two paths. expfmt turns a histogram into a dto.Histogram and back,
+// which invents _sum, _count and +Inf samples (as 0 or the count) the body never had; the fast
+// path reports only what was written, so those may be missing from it. Anything else must
+// match exactly.
+func samePoints(slow, fast []series.Point) string {
+	group := func(points []series.Point) map[string]string {
+		by := map[string][]string{}
+		for _, p := range points {
+			by[p.ID] = append(by[p.ID], fmt.Sprintf("%+v %s", p.Key, formatLE(p.V)))
+		}
+		out := map[string]string{}
+		for id, rs := range by {
+			sort.Strings(rs)
+			out[id] = strings.Join(rs, "; ")
+		}
+		return out
+	}
+	want, got := group(slow), group(fast)
+	for id, g := range got {
+		if want[id] != g {
+			return fmt.Sprintf("fast %q = %s, expfmt %q", id, g, want[id])
+		}
+	}
+	for id := range want {
+		name, _, _ := strings.Cut(id, "\xff")
+		name, _, _ = strings.Cut(name, "#")
+		synthesized := strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_count") ||
+			(strings.HasSuffix(name, "_bucket") && strings.Contains(id, "\xffle=+Inf"))
+		if _, ok := got[id]; !ok && !synthesized {
+			return fmt.Sprintf("expfmt point %q missing from the fast path", id)
+		}
+	}
+	return ""
+}
+
+// canonical renders points sorted, for comparing the two ingestion paths.
+func canonical(points []series.Point) string {
+	lines := make([]string, len(points))
+	for i, p := range points {
+		lines[i] = fmt.Sprintf("%q %+v %s", p.ID, p.Key, formatLE(p.V))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }

@@ -142,8 +142,9 @@ func (s *Scraper) loop(ctx context.Context, t Target) {
 	}
 	ticker := s.clock.NewTicker(s.interval)
 	defer ticker.Stop()
+	cache := NewSeriesCache()
 	for {
-		s.ScrapeOnce(ctx, t)
+		s.scrapeOnce(ctx, t, cache)
 		select {
 		case <-ctx.Done():
 			return
@@ -152,10 +153,10 @@ func (s *Scraper) loop(ctx context.Context, t Target) {
 	}
 }
 
-// ScrapeOnce scrapes t once and records the result in the store.
-func (s *Scraper) ScrapeOnce(ctx context.Context, t Target) {
+// scrapeOnce scrapes t once and records the result in the store.
+func (s *Scraper) scrapeOnce(ctx context.Context, t Target, cache *SeriesCache) {
 	start := s.clock.Now()
-	points, err := s.fetch(ctx, t)
+	points, err := s.fetch(ctx, t, cache)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
@@ -172,7 +173,7 @@ func (s *Scraper) ScrapeOnce(ctx context.Context, t Target) {
 	}
 }
 
-func (s *Scraper) fetch(ctx context.Context, t Target) ([]series.Point, error) {
+func (s *Scraper) fetch(ctx context.Context, t Target, cache *SeriesCache) ([]series.Point, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
@@ -195,5 +196,5 @@ func (s *Scraper) fetch(ctx context.Context, t Target) ([]series.Point, error) {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
 	body := io.LimitReader(resp.Body, MaxBodyBytes)
-	return s.mappers[t.Profile].Ingest(nil, body, format, t.Pod, s.services)
+	return s.mappers[t.Profile].Ingest(nil, body, format, t.Pod, s.services, cache)
 }
