@@ -109,6 +109,15 @@ func benchAPILatency(b *testing.B) {
 	aggLat, aggErrs := load(aggregated, queries)
 	fresh := freshness(b, direct, exp, ns)
 	inside := adapterHistogramQuantile(b, direct, "lockstep_metrics_adapter_api_duration_seconds", 0.99)
+	if dir := os.Getenv("LOCKSTEP_BENCH_PROFILE_DIR"); dir != "" {
+		body, err := direct.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(context.Background())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "metrics-adapter-heap.pprof"), body, 0o600)
+		}
+		if err != nil {
+			b.Logf("heap profile: %v", err)
+		}
+	}
 	mem, err := framework.ProcMemory(proc.Pid())
 	if err != nil {
 		b.Fatal(err)
