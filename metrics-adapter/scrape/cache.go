@@ -90,6 +90,15 @@ func (m *Mapper) mapLine(l textLine, target *profile.Target, services profile.Se
 	return e, nil
 }
 
+// normalizeLE writes a bucket bound as a number ("1.0" and "1" are one bucket), or as written
+// when it is not one.
+func normalizeLE(le string) string {
+	if v, err := strconv.ParseFloat(le, 64); err == nil && !math.IsNaN(v) {
+		return formatLE(v)
+	}
+	return le
+}
+
 // textID builds the same series id as sample.id for the expfmt path: the name, the labels
 // other than le and quantile in name order, then le normalised as a number.
 func textID(name string, labels [][2]string) string {
@@ -98,11 +107,7 @@ func textID(name string, labels [][2]string) string {
 	for _, kv := range labels {
 		switch kv[0] {
 		case "le":
-			if v, err := strconv.ParseFloat(kv[1], 64); err == nil && !math.IsNaN(v) {
-				le = formatLE(v)
-			} else {
-				le = kv[1]
-			}
+			le = normalizeLE(kv[1])
 		case "quantile":
 		default:
 			ls = append(ls, kv)

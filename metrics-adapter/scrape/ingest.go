@@ -181,7 +181,7 @@ func (s sample) id() string {
 	}
 	if s.le != "" {
 		b.WriteString("\xffle=")
-		b.WriteString(s.le)
+		b.WriteString(normalizeLE(s.le))
 	}
 	return b.String()
 }
@@ -194,16 +194,22 @@ func expand(mf *dto.MetricFamily) []sample {
 	var out []sample
 	for _, m := range mf.GetMetric() {
 		var labels []*dto.LabelPair
+		le := ""
 		for _, l := range m.GetLabel() {
-			if l.GetName() != "le" && l.GetName() != "quantile" {
+			switch l.GetName() {
+			case "le":
+				// A bucket exposed without a histogram TYPE line keeps its bound.
+				le = l.GetValue()
+			case "quantile":
+			default:
 				labels = append(labels, l)
 			}
 		}
 		switch mf.GetType() {
 		case dto.MetricType_COUNTER:
-			out = append(out, sample{name: name, labels: labels, value: m.GetCounter().GetValue()})
+			out = append(out, sample{name: name, labels: labels, le: le, value: m.GetCounter().GetValue()})
 		case dto.MetricType_UNTYPED:
-			out = append(out, sample{name: name, labels: labels, value: m.GetUntyped().GetValue()})
+			out = append(out, sample{name: name, labels: labels, le: le, value: m.GetUntyped().GetValue()})
 		case dto.MetricType_SUMMARY:
 			sm := m.GetSummary()
 			out = append(out,

@@ -163,56 +163,61 @@ func parseValue(b []byte) (float64, error) {
 // labelsEnd finds the closing brace of a label set starting at i, checking its syntax.
 func labelsEnd(line []byte, i int) (int, error) {
 	for {
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
-			i++
-		}
+		i = skipBlanks(line, i)
 		if i < len(line) && line[i] == '}' {
 			return i, nil
 		}
-		if i >= len(line) || !isNameStart(line[i]) || line[i] == ':' {
-			return 0, fmt.Errorf("%w: label name", errTextSyntax)
+		var err error
+		if i, err = labelPair(line, i); err != nil {
+			return 0, err
 		}
-		for i < len(line) && isNameChar(line[i]) && line[i] != ':' {
+		i = skipBlanks(line, i)
+		switch {
+		case i < len(line) && line[i] == ',':
 			i++
+		case i < len(line) && line[i] == '}':
+			return i, nil
+		default:
+			return 0, fmt.Errorf("%w: ',' or '}' after a label", errTextSyntax)
 		}
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
-			i++
-		}
-		if i >= len(line) || line[i] != '=' {
-			return 0, fmt.Errorf("%w: '=' after a label name", errTextSyntax)
-		}
+	}
+}
+
+// labelPair checks `name="value"` at i and returns the index after the closing quote.
+func labelPair(line []byte, i int) (int, error) {
+	if i >= len(line) || !isNameStart(line[i]) || line[i] == ':' {
+		return 0, fmt.Errorf("%w: label name", errTextSyntax)
+	}
+	for i < len(line) && isNameChar(line[i]) && line[i] != ':' {
 		i++
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+	}
+	i = skipBlanks(line, i)
+	if i >= len(line) || line[i] != '=' {
+		return 0, fmt.Errorf("%w: '=' after a label name", errTextSyntax)
+	}
+	i = skipBlanks(line, i+1)
+	if i >= len(line) || line[i] != '"' {
+		return 0, fmt.Errorf("%w: label value", errTextSyntax)
+	}
+	for i++; i < len(line) && line[i] != '"'; i++ {
+		if line[i] == '\\' {
 			i++
-		}
-		if i >= len(line) || line[i] != '"' {
-			return 0, fmt.Errorf("%w: label value", errTextSyntax)
-		}
-		i++
-		for ; i < len(line) && line[i] != '"'; i++ {
-			if line[i] == '\\' {
-				i++
-				if i >= len(line) || (line[i] != '\\' && line[i] != '"' && line[i] != 'n') {
-					return 0, fmt.Errorf("%w: escape", errTextSyntax)
-				}
+			if i >= len(line) || (line[i] != '\\' && line[i] != '"' && line[i] != 'n') {
+				return 0, fmt.Errorf("%w: escape", errTextSyntax)
 			}
 		}
-		if i >= len(line) {
-			return 0, fmt.Errorf("%w: unterminated label value", errTextSyntax)
-		}
-		i++
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
-			i++
-		}
-		if i < len(line) && line[i] == ',' {
-			i++
-			continue
-		}
-		if i < len(line) && line[i] == '}' {
-			return i, nil
-		}
-		return 0, fmt.Errorf("%w: ',' or '}' after a label", errTextSyntax)
 	}
+	if i >= len(line) {
+		return 0, fmt.Errorf("%w: unterminated label value", errTextSyntax)
+	}
+	return i + 1, nil
+}
+
+func skipBlanks(line []byte, i int) int {
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i
 }
 
 // parseLabels splits a checked label section into name/value pairs, unescaping values.
