@@ -11,15 +11,23 @@ import (
 type Store struct {
 	mu       sync.RWMutex
 	capacity int
-	series   map[string]*entry
-	index    map[Object]map[*entry]struct{}
-	byTarget map[string]map[*entry]struct{}
+	// targets holds each target's series by id; no string is built per sample to find one.
+	targets map[string]*targetSeries
+	index   map[Object]map[*entry]struct{}
+	n       int
+}
+
+type targetSeries struct {
+	byID map[string]*entry
+	// scrapes counts successful scrapes; a series not seen in the latest is stale.
+	scrapes uint64
 }
 
 type entry struct {
-	key    Key
-	target string
-	ring   ring
+	key Key
+	// seen is the target's scrape count when the series was last in a scrape.
+	seen uint64
+	ring ring
 	// stale is set when the series' target failed a scrape or the series vanished from it;
 	// a stale series is left out of queries until it gets a new sample.
 	stale bool
@@ -33,9 +41,8 @@ func NewStore(capacity int) *Store {
 	}
 	return &Store{
 		capacity: capacity,
-		series:   map[string]*entry{},
+		targets:  map[string]*targetSeries{},
 		index:    map[Object]map[*entry]struct{}{},
-		byTarget: map[string]map[*entry]struct{}{},
 	}
 }
 
@@ -52,19 +59,18 @@ type Point struct {
 func (s *Store) Scrape(target string, t int64, points []Point) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := s.byTarget[target]
-	if seen == nil {
-		seen = map[*entry]struct{}{}
-		s.byTarget[target] = seen
+	ts := s.targets[target]
+	if ts == nil {
+		ts = &targetSeries{byID: map[string]*entry{}}
+		s.targets[target] = ts
 	}
-	fresh := make(map[*entry]struct{}, len(points))
+	ts.scrapes++
 	for _, p := range points {
-		id := target + "\xff" + p.ID
-		e := s.series[id]
+		e := ts.byID[p.ID]
 		if e == nil {
-			e = &entry{key: p.Key, target: target, ring: newRing(s.capacity)}
-			s.series[id] = e
-			seen[e] = struct{}{}
+			e = &entry{key: p.Key, ring: newRing(s.capacity)}
+			ts.byID[p.ID] = e
+			s.n++
 			for _, o := range p.Key.objects() {
 				set := s.index[o]
 				if set == nil {
@@ -77,10 +83,10 @@ func (s *Store) Scrape(target string, t int64, points []Point) {
 		if e.ring.add(calc.Sample{T: t, V: p.V}) {
 			e.stale = false
 		}
-		fresh[e] = struct{}{}
+		e.seen = ts.scrapes
 	}
-	for e := range seen {
-		if _, ok := fresh[e]; !ok {
+	for _, e := range ts.byID {
+		if e.seen != ts.scrapes {
 			e.stale = true
 		}
 	}
@@ -90,8 +96,10 @@ func (s *Store) Scrape(target string, t int64, points []Point) {
 func (s *Store) MarkStale(target string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for e := range s.byTarget[target] {
-		e.stale = true
+	if ts := s.targets[target]; ts != nil {
+		for _, e := range ts.byID {
+			e.stale = true
+		}
 	}
 }
 
@@ -101,23 +109,25 @@ func (s *Store) Forget(cutoff int64) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	removed := 0
-	for id, e := range s.series {
-		if e.ring.n > 0 && e.ring.last().T > cutoff {
-			continue
-		}
-		delete(s.series, id)
-		delete(s.byTarget[e.target], e)
-		if len(s.byTarget[e.target]) == 0 {
-			delete(s.byTarget, e.target)
-		}
-		for _, o := range e.key.objects() {
-			delete(s.index[o], e)
-			if len(s.index[o]) == 0 {
-				delete(s.index, o)
+	for target, ts := range s.targets {
+		for id, e := range ts.byID {
+			if e.ring.n > 0 && e.ring.last().T > cutoff {
+				continue
 			}
+			delete(ts.byID, id)
+			for _, o := range e.key.objects() {
+				delete(s.index[o], e)
+				if len(s.index[o]) == 0 {
+					delete(s.index, o)
+				}
+			}
+			removed++
 		}
-		removed++
+		if len(ts.byID) == 0 {
+			delete(s.targets, target)
+		}
 	}
+	s.n -= removed
 	return removed
 }
 
@@ -125,7 +135,7 @@ func (s *Store) Forget(cutoff int64) int {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.series)
+	return s.n
 }
 
 // Objects returns the objects of a kind that have series, for discovery (listing metrics).
