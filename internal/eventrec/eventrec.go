@@ -39,10 +39,12 @@ func New(cfg *rest.Config, scheme *runtime.Scheme, component string) (events.Eve
 // shutdown stops the broadcaster with the manager. It runs on every replica, leader or not.
 type shutdown struct{ b record.EventBroadcaster }
 
+// Start waits for the manager to stop, then flushes and stops the broadcaster.
 func (s shutdown) Start(ctx context.Context) error {
 	<-ctx.Done()
 	s.b.Shutdown()
 	return nil
 }
 
+// NeedLeaderElection is false: every replica records events.
 func (shutdown) NeedLeaderElection() bool { return false }

@@ -57,6 +57,7 @@ func (c *SeriesCache) abort() { clear(c.next) }
 // pairs implements profile.LabelSet over parsed label pairs.
 type pairs [][2]string
 
+// Get implements profile.LabelSet.
 func (p pairs) Get(name string) string {
 	for _, kv := range p {
 		if kv[0] == name {

@@ -154,6 +154,7 @@ type sample struct {
 	value  float64
 }
 
+// Get implements profile.LabelSet; le is kept apart from the other labels.
 func (s sample) Get(name string) string {
 	if name == "le" {
 		return s.le
