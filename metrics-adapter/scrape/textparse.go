@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // textLine is one sample of the text exposition format (version 0.0.4), as written.
@@ -55,6 +56,11 @@ func (s *textScanner) next() (textLine, bool, error) {
 		if err != nil {
 			return textLine{}, false, err
 		}
+		if t := s.types[string(l.name)]; t == "histogram" || t == "gaugehistogram" {
+			// A histogram sample must be a _bucket, _sum or _count line; expfmt reads a bare
+			// one leniently, so leave such a body to it.
+			return textLine{}, false, fmt.Errorf("%w: histogram sample without a suffix", errTextSyntax)
+		}
 		if s.skipped(l) {
 			continue
 		}
@@ -67,7 +73,8 @@ func (s *textScanner) next() (textLine, bool, error) {
 func (s *textScanner) comment(line []byte) {
 	f := bytes.Fields(line[1:])
 	if len(f) >= 3 && string(f[0]) == "TYPE" {
-		s.types[string(f[1])] = string(f[2])
+		// expfmt reads the type case-insensitively.
+		s.types[string(f[1])] = strings.ToLower(string(f[2]))
 	}
 }
 
