@@ -103,6 +103,10 @@ func (c *Config) defaults() {
 	if c.AppProfile == "" {
 		c.AppProfile = "http-app"
 	}
+	if c.Prometheus != nil {
+		// Remote answers are refreshed as often as targets are scraped.
+		c.Prometheus.Refresh = c.ScrapeInterval.Duration
+	}
 }
 
 func (c *Config) validateTiming() error {
@@ -123,7 +127,6 @@ func (c *Config) validatePrometheus() error {
 	if c.Prometheus == nil {
 		return nil
 	}
-	c.Prometheus.Refresh = c.ScrapeInterval.Duration
 	_, err := prometheus.New(*c.Prometheus, nil, nil, logr.Discard())
 	return err
 }

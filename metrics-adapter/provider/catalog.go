@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/metrics/pkg/apis/custom_metrics"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 )
@@ -44,17 +45,21 @@ var objectMetrics = append([]Metric{
 	{Name: "requests_per_second", Measure: series.RequestRate, Scale: 1, Help: "requests per second"},
 	{Name: "error_ratio", Measure: series.ErrorRatio, Scale: 1, Help: "share of requests answered with 5xx, 0 to 1"},
 	{Name: "request_latency_average_seconds", Measure: series.LatencyAverage, Scale: 1, Help: "mean latency in seconds"},
-	{Name: "inflow_bytes_per_second", Measure: series.InflowRate, Scale: 1, Help: "request bytes per second (ingress tier)"},
+	{Name: "inflow_bytes_per_second", Measure: series.InflowRate, Scale: 1, Help: "request bytes per second"},
 }, quantiles("request_latency_", "_seconds", 1, standardQuantiles)...)
 
-// externalMetrics are selected by labels: namespace (the HPA's by default), service, port,
-// ingress, route.
-var externalMetrics = append([]Metric{
-	{Name: "ingress_requests_per_second", Measure: series.RequestRate, Scale: 1, Help: "requests per second"},
-	{Name: "ingress_error_ratio", Measure: series.ErrorRatio, Scale: 1, Help: "share of requests answered with 5xx, 0 to 1"},
-	{Name: "ingress_request_latency_average_seconds", Measure: series.LatencyAverage, Scale: 1, Help: "mean latency in seconds"},
-	{Name: "ingress_inflow_bytes_per_second", Measure: series.InflowRate, Scale: 1, Help: "request bytes per second"},
-}, quantiles("ingress_request_latency_", "_seconds", 1, standardQuantiles)...)
+// externalMetrics are the object metrics of the ingress tier under an ingress_ prefix,
+// selected by labels: namespace (the HPA's by default), service, port, ingress, route.
+var externalMetrics = prefixed("ingress_", objectMetrics)
+
+func prefixed(prefix string, ms []Metric) []Metric {
+	out := make([]Metric, len(ms))
+	for i, m := range ms {
+		m.Name = prefix + m.Name
+		out[i] = m
+	}
+	return out
+}
 
 // slsMetrics are the names of Alibaba Cloud's metrics adapter (SLS Ingress), selected by
 // sls.ingress.route: <namespace>-<service>-<port>. Latencies are in milliseconds as there.
@@ -64,7 +69,7 @@ var slsMetrics = append([]Metric{
 	{Name: "sls_ingress_inflow", Measure: series.InflowRate, Scale: 1, Help: "request bytes per second"},
 }, quantiles("sls_ingress_latency_", "", 1000, map[string]float64{"p50": 0.5, "p95": 0.95, "p99": 0.99, "p9999": 0.9999})...)
 
-// Resources the object metrics are served on, and the tier that feeds each.
+// Resources the object metrics are served on.
 var (
 	servicesResource   = schema.GroupResource{Resource: "services"}
 	ingressesResource  = schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}
@@ -73,13 +78,29 @@ var (
 	deploymentsRes     = schema.GroupResource{Group: "apps", Resource: "deployments"}
 )
 
-// objectKinds maps each served resource to the object kind its series are indexed by.
-var objectKinds = map[schema.GroupResource]series.ObjectKind{
-	servicesResource:   series.ServiceObject,
-	ingressesResource:  series.IngressObject,
-	httproutesResource: series.RouteObject,
-	podsResource:       series.PodObject,
-	deploymentsRes:     series.WorkloadObject,
+// servedResource is a resource object metrics are served on: the object kind its series are
+// indexed by (which says the tier that feeds it) and how answers describe the object.
+type servedResource struct {
+	resource schema.GroupResource
+	kind     series.ObjectKind
+	ref      custom_metrics.ObjectReference
+}
+
+var servedResources = []servedResource{
+	{servicesResource, series.ServiceObject, custom_metrics.ObjectReference{APIVersion: "v1", Kind: "Service"}},
+	{ingressesResource, series.IngressObject, custom_metrics.ObjectReference{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"}},
+	{httproutesResource, series.RouteObject, custom_metrics.ObjectReference{APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute"}},
+	{podsResource, series.PodObject, custom_metrics.ObjectReference{APIVersion: "v1", Kind: "Pod"}},
+	{deploymentsRes, series.WorkloadObject, custom_metrics.ObjectReference{APIVersion: "apps/v1", Kind: "Deployment"}},
+}
+
+func lookupResource(gr schema.GroupResource) (servedResource, bool) {
+	for _, r := range servedResources {
+		if r.resource == gr {
+			return r, true
+		}
+	}
+	return servedResource{}, false
 }
 
 // Catalog lists what the adapter serves: object metric names with the resources they are
@@ -94,7 +115,15 @@ type Catalog struct {
 func DefaultCatalog() Catalog {
 	return Catalog{
 		Object:    objectMetrics,
-		Resources: []schema.GroupResource{servicesResource, ingressesResource, httproutesResource, podsResource, deploymentsRes},
+		Resources: resources(),
 		External:  append(append([]Metric{}, externalMetrics...), slsMetrics...),
 	}
+}
+
+func resources() []schema.GroupResource {
+	out := make([]schema.GroupResource, len(servedResources))
+	for i, r := range servedResources {
+		out[i] = r.resource
+	}
+	return out
 }

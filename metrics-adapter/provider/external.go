@@ -28,20 +28,14 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 	if strings.HasPrefix(m.Name, "sls_") {
 		return p.slsQuery(q, m, reqs)
 	}
-	exact := map[string]string{}
-	inexact := false
 	for _, r := range reqs {
 		switch r.Key() {
 		case "namespace", "service", "port", "ingress", "route":
 		default:
 			return q, apierrors.NewBadRequest(fmt.Sprintf("metric %s: unknown selector label %q; use namespace, service, port, ingress or route", m.Name, r.Key()))
 		}
-		if v, ok := single(r); ok {
-			exact[r.Key()] = v
-		} else {
-			inexact = true
-		}
 	}
+	exact, inexact := exactLabels(sel)
 	if ns, ok := exact["namespace"]; ok {
 		namespace = ns
 	}
@@ -55,8 +49,7 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 	default:
 		q.Object = series.Object{Kind: series.NamespaceObject, Namespace: namespace}
 	}
-	if !sel.Empty() {
-		q.Match = func(k series.Key) bool { return sel.Matches(keyLabels(k)) }
+	if q.Match = keyMatcher(sel); q.Match != nil {
 		q.Filter, q.Inexact = exact, inexact
 		delete(q.Filter, "namespace")
 	}

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/metrics/pkg/apis/custom_metrics"
 	"k8s.io/metrics/pkg/apis/external_metrics"
@@ -110,22 +109,22 @@ func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 // GetMetricByName answers an Object metric (or one pod of a Pods metric).
 func (p *Provider) GetMetricByName(_ context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (v *custom_metrics.MetricValue, err error) {
 	defer p.timed("custom", time.Now(), &err) //nolint:forbidigo // API latency is measured with the wall clock, not business time
-	m, kind, err := p.objectMetric(info)
+	m, res, err := p.objectMetric(info)
 	if err != nil {
 		return nil, err
 	}
-	return p.objectValue(m, kind, info, name.Namespace, name.Name, metricSelector)
+	return p.objectValue(m, res, name.Namespace, name.Name, metricSelector)
 }
 
 // GetMetricBySelector answers a Pods metric: one value per selected pod that has data. Pods
 // without data are left out, as the HPA expects; if none has data the call fails.
 func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
 	defer p.timed("custom", time.Now(), &err) //nolint:forbidigo // API latency is measured with the wall clock
-	m, kind, err := p.objectMetric(info)
+	m, res, err := p.objectMetric(info)
 	if err != nil {
 		return nil, err
 	}
-	if kind != series.PodObject {
+	if res.kind != series.PodObject {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %s: label selector queries are served for pods only; name the %s", m.Name, info.GroupResource))
 	}
 	names, err := p.pods.PodNames(namespace, selector)
@@ -135,7 +134,7 @@ func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, sele
 	list = &custom_metrics.MetricValueList{}
 	var firstErr error
 	for _, n := range names {
-		v, err := p.objectValue(m, kind, info, namespace, n, metricSelector)
+		v, err := p.objectValue(m, res, namespace, n, metricSelector)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -185,24 +184,24 @@ func (p *Provider) GetExternalMetric(_ context.Context, namespace string, metric
 	}}}, nil
 }
 
-func (p *Provider) objectMetric(info cmprovider.CustomMetricInfo) (Metric, series.ObjectKind, error) {
+func (p *Provider) objectMetric(info cmprovider.CustomMetricInfo) (Metric, servedResource, error) {
 	m, ok := p.object[info.Metric]
 	if !ok {
-		return Metric{}, 0, notFound(fmt.Sprintf("unknown metric %q for %s; served: %s", info.Metric, info.GroupResource, names(p.catalog.Object)))
+		return Metric{}, servedResource{}, notFound(fmt.Sprintf("unknown metric %q for %s; served: %s", info.Metric, info.GroupResource, names(p.catalog.Object)))
 	}
-	kind, ok := objectKinds[info.GroupResource]
+	res, ok := lookupResource(info.GroupResource)
 	if !ok {
 		served := make([]string, 0, len(p.catalog.Resources))
 		for _, gr := range p.catalog.Resources {
 			served = append(served, gr.String())
 		}
-		return Metric{}, 0, notFound(fmt.Sprintf("metric %s is not served on %s; it is served on %s", m.Name, info.GroupResource, strings.Join(served, ", ")))
+		return Metric{}, servedResource{}, notFound(fmt.Sprintf("metric %s is not served on %s; it is served on %s", m.Name, info.GroupResource, strings.Join(served, ", ")))
 	}
-	return m, kind, nil
+	return m, res, nil
 }
 
-func (p *Provider) objectValue(m Metric, kind series.ObjectKind, info cmprovider.CustomMetricInfo, namespace, name string, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
-	q := series.Query{Measure: m.Measure, Quantile: m.Quantile, Object: series.Object{Kind: kind, Namespace: namespace, Name: name},
+func (p *Provider) objectValue(m Metric, res servedResource, namespace, name string, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
+	q := series.Query{Measure: m.Measure, Quantile: m.Quantile, Object: series.Object{Kind: res.kind, Namespace: namespace, Name: name},
 		Window: p.window, StaleAfter: p.staleAfter, Match: keyMatcher(metricSelector)}
 	if q.Match != nil {
 		q.Filter, q.Inexact = exactLabels(metricSelector)
@@ -211,7 +210,7 @@ func (p *Provider) objectValue(m Metric, kind series.ObjectKind, info cmprovider
 	if err != nil {
 		return nil, err
 	}
-	ref := describedObjects[info.GroupResource]
+	ref := res.ref
 	ref.Namespace, ref.Name = namespace, name
 	out := &custom_metrics.MetricValue{
 		DescribedObject: ref,
@@ -244,14 +243,6 @@ func (p *Provider) evaluate(m Metric, q series.Query) (series.Value, resource.Qu
 		p.observeAge(time.Duration(now-v.Timestamp) * time.Millisecond)
 	}
 	return v, qty, nil
-}
-
-var describedObjects = map[schema.GroupResource]custom_metrics.ObjectReference{
-	servicesResource:   {APIVersion: "v1", Kind: "Service"},
-	ingressesResource:  {APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
-	httproutesResource: {APIVersion: "gateway.networking.k8s.io/v1", Kind: "HTTPRoute"},
-	podsResource:       {APIVersion: "v1", Kind: "Pod"},
-	deploymentsRes:     {APIVersion: "apps/v1", Kind: "Deployment"},
 }
 
 // keyMatcher turns a metric selector into a filter over the labels a series key carries.

@@ -100,8 +100,8 @@ func normalizeLE(le string) string {
 	return le
 }
 
-// textID builds the same series id as sample.id for the expfmt path: the name, the labels
-// other than le and quantile in name order, then le normalised as a number.
+// textID builds a raw series' id for both ingestion paths: the name, the labels other than le
+// and quantile in name order, then le normalised as a number.
 func textID(name string, labels [][2]string) string {
 	ls := make([][2]string, 0, len(labels))
 	le := ""

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
-	"strings"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -167,24 +165,16 @@ func (s sample) Get(name string) string {
 	return ""
 }
 
-// id identifies the raw series: its name and labels in a canonical order.
+// id identifies the raw series the same way the text path does (textID).
 func (s sample) id() string {
-	var b strings.Builder
-	b.WriteString(s.name)
-	ls := make([]*dto.LabelPair, len(s.labels))
-	copy(ls, s.labels)
-	sort.Slice(ls, func(i, j int) bool { return ls[i].GetName() < ls[j].GetName() })
-	for _, l := range ls {
-		b.WriteByte('\xff')
-		b.WriteString(l.GetName())
-		b.WriteByte('=')
-		b.WriteString(l.GetValue())
+	pairs := make([][2]string, 0, len(s.labels)+1)
+	for _, l := range s.labels {
+		pairs = append(pairs, [2]string{l.GetName(), l.GetValue()})
 	}
 	if s.le != "" {
-		b.WriteString("\xffle=")
-		b.WriteString(normalizeLE(s.le))
+		pairs = append(pairs, [2]string{"le", s.le})
 	}
-	return b.String()
+	return textID(s.name, pairs)
 }
 
 // expand flattens a family into the samples Prometheus would store: counters and untyped
