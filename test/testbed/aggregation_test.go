@@ -5,24 +5,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
-
-var apiServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 
 // probeServer is a minimal aggregated API server: it serves discovery for one group version and
 // records the user the aggregator forwarded, after checking the front-proxy client certificate.
@@ -98,54 +92,12 @@ func TestAggregatedAPIServiceOnLoopback(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	port := int32(ln.Addr().(*net.TCPAddr).Port)
 
-	if _, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: svcName},
-		Spec: corev1.ServiceSpec{
-			Type:         corev1.ServiceTypeExternalName,
-			ExternalName: "localhost",
-			Ports:        []corev1.ServicePort{{Name: "https", Port: port}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(env.Config)
+	remove, err := framework.RegisterAPIService(ctx, cs, env, ns, svcName, port, schema.GroupVersion{Group: group, Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": version + "." + group},
-		"spec": map[string]any{
-			"group":                group,
-			"version":              version,
-			"groupPriorityMinimum": int64(1000),
-			"versionPriority":      int64(15),
-			"caBundle":             env.CA.CertPEM,
-			"service":              map[string]any{"namespace": ns, "name": svcName, "port": int64(port)},
-		},
-	}}
-	if _, err := dyn.Resource(apiServiceGVR).Create(ctx, apiService, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = dyn.Resource(apiServiceGVR).Delete(context.Background(), version+"."+group, metav1.DeleteOptions{})
-	})
-
-	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
-		got, err := dyn.Resource(apiServiceGVR).Get(ctx, version+"."+group, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		conditions, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conditions {
-			m, _ := c.(map[string]any)
-			if m["type"] == "Available" && m["status"] == "True" {
-				return nil
-			}
-		}
-		return fmt.Errorf("APIService not Available: %v", conditions)
-	})
+	t.Cleanup(remove)
+	framework.APIServicesAvailable(t, env, time.Minute, version+"."+group)
 
 	body, err := cs.RESTClient().Get().AbsPath("/apis/" + group + "/" + version).DoRaw(ctx)
 	if err != nil {
