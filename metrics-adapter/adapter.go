@@ -66,7 +66,7 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	}
 	var source provider.Source = store
 	if cfg.Prometheus != nil {
-		prom, err := prometheus.New(*cfg.Prometheus, nil, o.Clock, o.Log.WithName("prometheus"))
+		prom, err := prometheus.New(*cfg.Prometheus, prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus")})
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/go-logr/logr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
@@ -127,7 +126,7 @@ func (c *Config) validatePrometheus() error {
 	if c.Prometheus == nil {
 		return nil
 	}
-	_, err := prometheus.New(*c.Prometheus, nil, nil, logr.Discard())
+	_, err := prometheus.New(*c.Prometheus, prometheus.Deps{})
 	return err
 }
 

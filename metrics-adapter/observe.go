@@ -1,9 +1,13 @@
 package metricsadapter
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
 
 // observability holds the adapter's own Prometheus metrics, served on its /metrics.
@@ -12,6 +16,7 @@ type observability struct {
 	valueAge       prometheus.Histogram
 	scrapeDuration *prometheus.HistogramVec
 	scrapeErrors   *prometheus.CounterVec
+	sourceDuration *prometheus.HistogramVec
 }
 
 func newObservability(reg prometheus.Registerer, seriesCount, targets func() int) *observability {
@@ -35,8 +40,13 @@ func newObservability(reg prometheus.Registerer, seriesCount, targets func() int
 			Name: "lockstep_metrics_adapter_scrape_errors_total",
 			Help: "Failed scrapes (unreachable, HTTP error, unparsable body), by profile.",
 		}, []string{"profile"}),
+		sourceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lockstep_metrics_adapter_source_request_duration_seconds",
+			Help:    "Duration of background requests to remote sources (Prometheus, CloudMonitor, ARMS), by source and result (ok, error, throttled); count the error results for the source error rate.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9),
+		}, []string{"source", "result"}),
 	}
-	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors,
+	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors, o.sourceDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_series", Help: "Series held in memory."},
 			func() float64 { return float64(seriesCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_scrape_targets", Help: "Targets being scraped."},
@@ -55,6 +65,20 @@ func (o *observability) api(api string, err error, took time.Duration) {
 
 // age records the age of a served value.
 func (o *observability) age(d time.Duration) { o.valueAge.Observe(d.Seconds()) }
+
+// source returns the observer of one remote source's requests.
+func (o *observability) source(name string) func(time.Duration, error) {
+	return func(took time.Duration, err error) {
+		result := "ok"
+		switch {
+		case errors.Is(err, remote.ErrThrottled):
+			result = "throttled"
+		case err != nil && !errors.Is(err, series.ErrNoSeries):
+			result = "error"
+		}
+		o.sourceDuration.WithLabelValues(name, result).Observe(took.Seconds())
+	}
+}
 
 // Scraped implements scrape.Observer.
 func (o *observability) Scraped(profile string, took time.Duration, _ int, err error) {

@@ -13,10 +13,8 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"text/template"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
 
 // Config configures the source (the `prometheus:` section of the adapter's configuration).
@@ -39,8 +38,22 @@ type Config struct {
 	Refresh time.Duration `json:"-"`
 	// Forget drops a query nobody asked for this long (default 10m).
 	Forget time.Duration `json:"-"`
+	// Auth, when set, authenticates every request.
+	Auth *Auth `json:"auth,omitempty"`
 	// Rules, one per measure.
 	Rules []Rule `json:"rules"`
+}
+
+// Deps are what the source needs besides its configuration; every field may be left zero.
+type Deps struct {
+	// Client makes the HTTP requests (default: a client with the default transport).
+	Client *http.Client
+	Clock  clock.WithTicker
+	Log    logr.Logger
+	// Observe is told the duration and outcome of every query.
+	Observe func(took time.Duration, err error)
+	// Cloud gives the Alibaba Cloud credentials for Auth.AlibabaCloud.
+	Cloud CredentialSource
 }
 
 // Rule says how to ask Prometheus for one measure.
@@ -82,41 +95,36 @@ type rule struct {
 
 // Source answers from the last results of the queries it was asked for.
 type Source struct {
-	api     promv1.API
-	clock   clock.WithTicker
-	timeout time.Duration
-	refresh time.Duration
-	forget  time.Duration
-	rules   map[series.Measure]rule
-	log     logr.Logger
-	wake    chan struct{}
-
-	mu     sync.Mutex
-	wanted map[string]*entry
-}
-
-type entry struct {
-	query   string
-	asked   time.Time
-	fetched bool
-	value   series.Value
-	err     error
+	api   promv1.API
+	clock clock.WithTicker
+	rules map[series.Measure]rule
+	log   logr.Logger
+	cache *remote.Cache[string]
 }
 
 // New checks the configuration and returns the source; Run keeps it fresh.
-func New(cfg Config, client *http.Client, clk clock.WithTicker, log logr.Logger) (*Source, error) {
+func New(cfg Config, deps Deps) (*Source, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("prometheus: url is required")
 	}
-	c, err := api.NewClient(api.Config{Address: cfg.URL, Client: client})
+	client := deps.Client
+	if client == nil {
+		client = &http.Client{}
+	}
+	rt, err := cfg.Auth.roundTripper(client.Transport, deps.Cloud)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.NewClient(api.Config{Address: cfg.URL, Client: &http.Client{Transport: rt, Timeout: client.Timeout}})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus: url %q: %w", cfg.URL, err)
 	}
-	s := &Source{api: promv1.NewAPI(c), clock: clk, timeout: orDefault(cfg.Timeout, 10*time.Second), refresh: orDefault(cfg.Refresh, 15*time.Second),
-		forget: orDefault(cfg.Forget, 10*time.Minute), rules: map[series.Measure]rule{}, log: log, wake: make(chan struct{}, 1), wanted: map[string]*entry{}}
-	if s.clock == nil {
-		s.clock = clock.RealClock{}
+	clk := deps.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
+	s := &Source{api: promv1.NewAPI(c), clock: clk, rules: map[series.Measure]rule{}, log: deps.Log}
+	s.cache = remote.New(remote.Options{Name: "Prometheus", Refresh: cfg.Refresh, Forget: cfg.Forget, Timeout: cfg.Timeout, Observe: deps.Observe}, s.run, clk)
 	for i, r := range cfg.Rules {
 		m, ok := measures[r.Measure]
 		if !ok {
@@ -141,13 +149,6 @@ func New(cfg Config, client *http.Client, clk clock.WithTicker, log logr.Logger)
 	return s, nil
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
 // Evaluate implements provider.Source. A query seen for the first time is queued for the
 // background refresher and answered with ErrNoData until its first result arrives.
 func (s *Source) Evaluate(q series.Query, now int64) (series.Value, error) {
@@ -155,28 +156,7 @@ func (s *Source) Evaluate(q series.Query, now int64) (series.Value, error) {
 	if err != nil {
 		return series.Value{}, err
 	}
-	s.mu.Lock()
-	e := s.wanted[query]
-	if e == nil {
-		e = &entry{query: query}
-		s.wanted[query] = e
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-	e.asked = s.clock.Now()
-	fetched, v, ferr := e.fetched, e.value, e.err
-	s.mu.Unlock()
-	switch {
-	case !fetched:
-		return series.Value{}, fmt.Errorf("%w: first request, asking Prometheus", series.ErrNoData)
-	case ferr != nil:
-		return series.Value{}, ferr
-	case q.StaleAfter > 0 && now-v.Timestamp > q.StaleAfter.Milliseconds():
-		return series.Value{}, fmt.Errorf("%w: last answer from Prometheus at %s", series.ErrStale, time.UnixMilli(v.Timestamp).UTC().Format(time.RFC3339))
-	}
-	return v, nil
+	return s.cache.Get(query, query, now, q.StaleAfter)
 }
 
 // Objects implements provider.Source; the source cannot list what Prometheus holds cheaply.
@@ -229,55 +209,14 @@ func (s *Source) render(q series.Query) (string, error) {
 
 // Run re-runs the wanted queries every refresh interval (and at once when a new one comes)
 // until ctx ends.
-func (s *Source) Run(ctx context.Context) {
-	ticker := s.clock.NewTicker(s.refresh)
-	defer ticker.Stop()
-	for {
-		s.Refresh(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C():
-		case <-s.wake:
-		}
-	}
-}
+func (s *Source) Run(ctx context.Context) { s.cache.Run(ctx) }
 
-// Refresh runs every wanted query once, a few at a time, and forgets the ones nobody asked
-// for within the forget period.
-func (s *Source) Refresh(ctx context.Context) {
-	now := s.clock.Now()
-	s.mu.Lock()
-	var todo []*entry
-	for k, e := range s.wanted {
-		if now.Sub(e.asked) > s.forget {
-			delete(s.wanted, k)
-			continue
-		}
-		todo = append(todo, e)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(todo, func(a, b *entry) int { return strings.Compare(a.query, b.query) })
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for _, e := range todo {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			v, err := s.run(ctx, e.query)
-			s.mu.Lock()
-			e.fetched, e.value, e.err = true, v, err
-			s.mu.Unlock()
-		})
-	}
-	wg.Wait()
-}
+// Refresh runs every wanted query once.
+func (s *Source) Refresh(ctx context.Context) { s.cache.Refresh(ctx) }
 
 // run evaluates one query now. Backend failures become plain errors (the provider shows
 // "source error", not the detail); an empty answer means no series.
 func (s *Source) run(ctx context.Context, query string) (series.Value, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	at := s.clock.Now()
 	res, warnings, err := s.api.Query(ctx, query, at)
 	if err != nil {

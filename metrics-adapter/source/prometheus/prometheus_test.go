@@ -58,7 +58,7 @@ func TestSourceAnswersWhatPrometheusAnswers(t *testing.T) {
 	}
 	now := start.Add(10 * time.Minute)
 	clk := clocktesting.NewFakeClock(now)
-	src, err := New(Config{URL: srv.URL, Rules: nginxRules}, srv.Client(), clk, logr.Discard())
+	src, err := New(Config{URL: srv.URL, Rules: nginxRules}, Deps{Client: srv.Client(), Clock: clk, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +113,13 @@ func TestSourceAnswersWhatPrometheusAnswers(t *testing.T) {
 	fake.Down.Store(false)
 	clk.Step(11 * time.Minute)
 	src.Refresh(context.Background())
-	if n := len(src.wanted); n != 0 {
+	if n := src.cache.Len(); n != 0 {
 		t.Fatalf("%d queries still refreshed after nobody asked for 11 minutes", n)
 	}
 }
 
 func TestRenderQueries(t *testing.T) {
-	src, err := New(Config{URL: "http://prometheus:9090", Rules: nginxRules}, nil, clocktesting.NewFakeClock(time.Now()), logr.Discard())
+	src, err := New(Config{URL: "http://prometheus:9090", Rules: nginxRules}, Deps{Clock: clocktesting.NewFakeClock(time.Now())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestConfigErrors(t *testing.T) {
 		"unknown field": {cfg: Config{URL: "http://p", Rules: []Rule{{Measure: "error_ratio", Labels: map[string]string{"namespace": "n"}, Query: "{{.Nope}}"}}}, want: "query template"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := New(tc.cfg, nil, nil, logr.Discard())
+			_, err := New(tc.cfg, Deps{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
