@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
 
 // Config is the adapter's configuration file (--config), YAML or JSON.
@@ -39,24 +40,7 @@ type Config struct {
 }
 
 // Duration is a time.Duration written as "15s" in configuration.
-type Duration struct{ time.Duration }
-
-// UnmarshalJSON reads "15s"-style durations.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := yaml.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalJSON writes "15s"-style durations.
-func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+type Duration = remote.Duration
 
 // LoadConfig reads a configuration file; an empty path gives the defaults.
 func LoadConfig(path string) (Config, error) {

@@ -49,6 +49,7 @@ func (p *Provider) externalQuery(m Metric, namespace string, sel labels.Selector
 	default:
 		q.Object = series.Object{Kind: series.NamespaceObject, Namespace: namespace}
 	}
+	q.Port = exact["port"]
 	if q.Match = keyMatcher(sel); q.Match != nil {
 		q.Filter, q.Inexact = exact, inexact
 		delete(q.Filter, "namespace")
@@ -79,6 +80,7 @@ func (p *Provider) slsQuery(q series.Query, m Metric, reqs labels.Requirements) 
 		return q, apierrors.NewBadRequest(fmt.Sprintf("metric %s: %s=%q does not name an existing Service as <namespace>-<service>-<port>", m.Name, slsRouteLabel, route))
 	}
 	q.Object = series.Object{Kind: series.ServiceObject, Namespace: ns, Name: svc}
+	q.Port = port
 	// Ingress controllers that report the backend port (Envoy, Traefik) must match it; those
 	// that do not (ingress-nginx, Istio) count for every port of the Service.
 	q.Match = func(k series.Key) bool { return k.Port == "" || k.Port == port }

@@ -41,6 +41,10 @@ type Query struct {
 	// Inexact is true when Match checks more than Filter says (set-based selectors); a
 	// source that can only apply Filter must refuse such a query rather than widen it.
 	Inexact bool
+	// Port is the Service port the selector names (a port= label, or the port of an
+	// sls.ingress.route), for sources whose targets are per port, like load balancer
+	// listeners. Match already applies it to scraped series.
+	Port string
 	// Window is the rate window, like the range of rate(x[window]).
 	Window time.Duration
 	// StaleAfter is how old the newest sample may be before the answer is refused.

@@ -1,0 +1,209 @@
+package alibaba
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/arms"
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
+)
+
+// ARMSConfig configures the ARMS Application Monitoring source: the inbound call statistics
+// (appstat.incall) of an ARMS application, served on the Deployment that runs it.
+type ARMSConfig struct {
+	Endpoint
+	// Refresh is how often wanted values are fetched again (default 30s).
+	Refresh remote.Duration `json:"refresh,omitempty"`
+	// Window is the span a value covers (default 2m, at least 1m: ARMS aggregates per
+	// minute).
+	Window remote.Duration `json:"window,omitempty"`
+	// Delay is how far behind now the window ends, so that ARMS has finished aggregating it
+	// (default 1m).
+	Delay remote.Duration `json:"delay,omitempty"`
+	// StaleAfter refuses a value whose window ended longer ago (default Delay + 2m).
+	StaleAfter remote.Duration `json:"staleAfter,omitempty"`
+	// Timeout bounds one API call (default 10s).
+	Timeout remote.Duration `json:"timeout,omitempty"`
+	// Targets map Deployments to ARMS applications.
+	Targets []AppTarget `json:"targets"`
+}
+
+// AppTarget maps a Deployment to an ARMS application.
+type AppTarget struct {
+	Namespace  string `json:"namespace"`
+	Deployment string `json:"deployment"`
+	// PID is the ARMS application ID, like abc123@4ad4bd7e1c8a1c1.
+	PID string `json:"pid"`
+	// RPC, when set, narrows to one interface (like "/api/checkout").
+	RPC string `json:"rpc,omitempty"`
+}
+
+type armsTarget struct {
+	idx    int
+	object series.Object
+	pid    string
+	rpc    string
+}
+
+type armsSpec struct {
+	target  *armsTarget
+	measure series.Measure
+}
+
+// ARMS is the ARMS Application Monitoring source.
+type ARMS struct {
+	client     *arms.Client
+	clock      clock.WithTicker
+	window     time.Duration
+	delay      time.Duration
+	staleAfter time.Duration
+	targets    []*armsTarget
+	cache      *remote.Cache[armsSpec]
+	log        logr.Logger
+}
+
+// NewARMS checks the configuration and returns the source; Run keeps it fresh. With nil
+// credentials it only validates.
+func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvider, deps Deps) (*ARMS, error) {
+	if err := cfg.validate("alibabaCloud.arms"); err != nil {
+		return nil, err
+	}
+	s := &ARMS{window: orDefault(cfg.Window.Duration, 2*time.Minute), delay: orDefault(cfg.Delay.Duration, time.Minute), log: deps.Log, clock: deps.Clock}
+	s.staleAfter = orDefault(cfg.StaleAfter.Duration, s.delay+2*time.Minute)
+	refresh := orDefault(cfg.Refresh.Duration, 30*time.Second)
+	switch {
+	case len(cfg.Targets) == 0:
+		return nil, errors.New("alibabaCloud.arms: targets: at least one")
+	case s.window < time.Minute || s.window%time.Minute != 0:
+		return nil, fmt.Errorf("alibabaCloud.arms.window %s: whole minutes, at least 1m", s.window)
+	case s.staleAfter <= s.delay+refresh:
+		return nil, fmt.Errorf("alibabaCloud.arms.staleAfter %s: longer than delay + refresh (%s)", s.staleAfter, s.delay+refresh)
+	}
+	seen := map[series.Object]int{}
+	for i, t := range cfg.Targets {
+		if t.Namespace == "" || t.Deployment == "" || t.PID == "" {
+			return nil, fmt.Errorf("alibabaCloud.arms.targets[%d]: namespace, deployment and pid are required", i)
+		}
+		obj := series.Object{Kind: series.WorkloadObject, Namespace: t.Namespace, Name: t.Deployment}
+		if j, dup := seen[obj]; dup {
+			return nil, fmt.Errorf("alibabaCloud.arms.targets[%d]: the same Deployment as targets[%d]", i, j)
+		}
+		seen[obj] = i
+		s.targets = append(s.targets, &armsTarget{idx: i, object: obj, pid: t.PID, rpc: t.RPC})
+	}
+	if creds == nil {
+		return s, nil
+	}
+	if s.clock == nil {
+		s.clock = clock.RealClock{}
+	}
+	timeout := orDefault(cfg.Timeout.Duration, 10*time.Second)
+	client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(timeout, deps.Transport), creds)
+	if err != nil {
+		return nil, fmt.Errorf("alibabaCloud.arms: %w", redact(err))
+	}
+	client.Domain = cfg.Endpoint.Endpoint
+	s.client = client
+	s.cache = remote.New(remote.Options{Name: "ARMS", Refresh: refresh, Timeout: timeout, Concurrency: 4, Observe: deps.Observe}, s.fetch, s.clock)
+	return s, nil
+}
+
+// Evaluate implements provider.Source: Deployment metrics.
+func (s *ARMS) Evaluate(q series.Query, now int64) (series.Value, error) {
+	if q.Object.Kind != series.WorkloadObject || q.Inexact || len(q.Filter) > 0 {
+		return series.Value{}, series.ErrNoSeries
+	}
+	var t *armsTarget
+	for _, c := range s.targets {
+		if c.object == q.Object {
+			t = c
+		}
+	}
+	switch {
+	case t == nil:
+		return series.Value{}, series.ErrNoSeries
+	case q.Measure != series.RequestRate && q.Measure != series.ErrorRatio && q.Measure != series.LatencyAverage:
+		return series.Value{}, fmt.Errorf("%w: ARMS reports request rate, error ratio and average latency for %s, no quantiles", series.ErrNoSeries, t.pid)
+	}
+	return s.cache.Get(fmt.Sprintf("%d/%d", t.idx, q.Measure), armsSpec{target: t, measure: q.Measure}, now, s.staleAfter)
+}
+
+// Objects implements provider.Source.
+func (s *ARMS) Objects(kind series.ObjectKind) []series.Object {
+	var out []series.Object
+	for _, t := range s.targets {
+		if t.object.Kind == kind {
+			out = append(out, t.object)
+		}
+	}
+	return out
+}
+
+// Run keeps the wanted values fresh until ctx ends.
+func (s *ARMS) Run(ctx context.Context) { s.cache.Run(ctx) }
+
+// Refresh fetches every wanted value once.
+func (s *ARMS) Refresh(ctx context.Context) { s.cache.Refresh(ctx) }
+
+// fetch asks QueryMetricByPage for the calls of the window that ended Delay ago, as one
+// slice, and computes the measure. The SDK takes no context: its client timeout bounds it.
+func (s *ARMS) fetch(_ context.Context, spec armsSpec) (series.Value, error) {
+	t := spec.target
+	end := s.clock.Now().Add(-s.delay).Truncate(time.Minute)
+	start := end.Add(-s.window)
+	req := arms.CreateQueryMetricByPageRequest()
+	req.Metric = "appstat.incall"
+	req.Measures = &[]string{"count", "rt", "error"}
+	req.IntervalInSec = requests.NewInteger(int(s.window.Milliseconds()))
+	req.StartTime = requests.NewInteger64(start.UnixMilli())
+	req.EndTime = requests.NewInteger64(end.UnixMilli())
+	req.CurrentPage = requests.NewInteger(1)
+	filters := []arms.QueryMetricByPageFilters{{Key: "pid", Value: t.pid}}
+	if t.rpc != "" {
+		filters = append(filters, arms.QueryMetricByPageFilters{Key: "rpc", Value: t.rpc})
+	}
+	req.Filters = &filters
+	resp, err := s.client.QueryMetricByPage(req)
+	if err != nil {
+		err = apiError("QueryMetricByPage", err)
+		s.log.V(1).Info("ARMS call failed", "pid", t.pid, "err", err.Error())
+		return series.Value{}, err
+	}
+	if !resp.Success {
+		return series.Value{}, failure("QueryMetricByPage", resp.Code, resp.Message)
+	}
+	if len(resp.Data.Items) == 0 {
+		return series.Value{}, fmt.Errorf("%w: ARMS returned no call statistics for %s between %s and %s", series.ErrNoData, t.pid,
+			start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+	}
+	var count, errs, rtSum float64
+	for i, item := range resp.Data.Items {
+		c, ok1 := number(item["count"])
+		e, ok2 := number(item["error"])
+		rt, ok3 := number(item["rt"])
+		if !ok1 || !ok2 || !ok3 {
+			return series.Value{}, fmt.Errorf("QueryMetricByPage: item %d for %s lacks count, error or rt", i, t.pid)
+		}
+		count, errs, rtSum = count+c, errs+e, rtSum+rt*c
+	}
+	v := series.Value{Timestamp: end.UnixMilli(), Series: len(resp.Data.Items)}
+	switch {
+	case spec.measure == series.RequestRate:
+		v.V = count / s.window.Seconds()
+	case count <= 0:
+		return series.Value{}, fmt.Errorf("%w: no calls to %s in the window, so no ratio or latency", series.ErrNoData, t.pid)
+	case spec.measure == series.ErrorRatio:
+		v.V = errs / count
+	default: // LatencyAverage: rt is the mean in milliseconds of each item's calls.
+		v.V = rtSum / count / 1000
+	}
+	return v, nil
+}
