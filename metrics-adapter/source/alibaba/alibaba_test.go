@@ -150,7 +150,9 @@ func TestCloudMonitorCLBAndALB(t *testing.T) {
 	}}
 	src := f.start(t, cfg)
 	now := f.clk.Now().UnixMilli()
-	q := func(o series.Object, m series.Measure) series.Query { return series.Query{Measure: m, Object: o, Port: "80"} }
+	q := func(o series.Object, m series.Measure) series.Query {
+		return series.Query{Measure: m, Object: o, Port: "80"}
+	}
 
 	if _, err := src.Evaluate(q(web, series.RequestRate), now); !errors.Is(err, series.ErrNoData) {
 		t.Fatalf("first request: %v, want ErrNoData while the value is fetched", err)

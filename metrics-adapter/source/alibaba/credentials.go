@@ -114,7 +114,9 @@ func (p *fileProvider) read(name string, required bool) (string, error) {
 
 // CredentialSource adapts an SDK credentials provider to the Prometheus source's basic auth
 // for SLS MetricStore and ARMS Prometheus.
-type CredentialSource struct{ p credentials.CredentialsProvider }
+type CredentialSource struct {
+	p credentials.CredentialsProvider
+}
 
 // NewCredentialSource returns the credentials the configuration names.
 func NewCredentialSource(c Credentials, region string) (*CredentialSource, error) {
