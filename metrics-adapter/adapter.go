@@ -21,6 +21,7 @@ import (
 	"github.com/lockstep-dev/lockstep/metrics-adapter/provider"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/alibaba"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
 )
 
@@ -64,14 +65,9 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err != nil {
 		return err
 	}
-	var source provider.Source = store
-	if cfg.Prometheus != nil {
-		prom, err := prometheus.New(*cfg.Prometheus, prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus")})
-		if err != nil {
-			return err
-		}
-		go prom.Run(ctx)
-		source = provider.Chain{store, prom}
+	source, err := remoteSources(ctx, cfg, o, obs, store)
+	if err != nil {
+		return err
 	}
 	prov := provider.New(provider.Options{
 		Source: source, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
@@ -216,4 +212,38 @@ func stripManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// remoteSources chains the scraped store with the configured remote sources, started in the
+// background: explicit per-object mappings (CloudMonitor, ARMS) before templated PromQL.
+func remoteSources(ctx context.Context, cfg Config, o Options, obs *observability, store *series.Store) (provider.Source, error) {
+	chain := provider.Chain{store}
+	var cloud *alibaba.CredentialSource
+	if cfg.AlibabaCloud != nil {
+		srcs, creds, err := alibaba.New(*cfg.AlibabaCloud, alibaba.Deps{Clock: o.Clock, Log: o.Log.WithName("alibaba"), Observer: obs.source})
+		if err != nil {
+			return nil, err
+		}
+		cloud = creds
+		for _, s := range srcs {
+			go s.Run(ctx)
+			chain = append(chain, s)
+		}
+	}
+	if cfg.Prometheus != nil {
+		deps := prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus")}
+		if cloud != nil {
+			deps.Cloud = cloud
+		}
+		prom, err := prometheus.New(*cfg.Prometheus, deps)
+		if err != nil {
+			return nil, err
+		}
+		go prom.Run(ctx)
+		chain = append(chain, prom)
+	}
+	if len(chain) == 1 {
+		return store, nil
+	}
+	return chain, nil
 }

@@ -5,6 +5,7 @@
 package metricsadapter
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/alibaba"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
@@ -37,6 +39,10 @@ type Config struct {
 	// Prometheus, when set, answers what the embedded scraper has no series for, from a
 	// Prometheus-compatible HTTP API with templated queries.
 	Prometheus *prometheus.Config `json:"prometheus,omitempty"`
+	// AlibabaCloud, when set, adds the CloudMonitor and ARMS sources and gives the
+	// credentials that auth.alibabaCloud of the Prometheus source sends (SLS MetricStore,
+	// ARMS Prometheus).
+	AlibabaCloud *alibaba.Config `json:"alibabaCloud,omitempty"`
 }
 
 // Duration is a time.Duration written as "15s" in configuration.
@@ -107,8 +113,16 @@ func (c *Config) validateTiming() error {
 }
 
 func (c *Config) validatePrometheus() error {
+	if c.AlibabaCloud != nil {
+		if err := c.AlibabaCloud.Validate(); err != nil {
+			return err
+		}
+	}
 	if c.Prometheus == nil {
 		return nil
+	}
+	if c.Prometheus.Auth != nil && c.Prometheus.Auth.AlibabaCloud && c.AlibabaCloud == nil {
+		return errors.New("prometheus.auth.alibabaCloud: needs the alibabaCloud section (regionId and credentials)")
 	}
 	_, err := prometheus.New(*c.Prometheus, prometheus.Deps{})
 	return err

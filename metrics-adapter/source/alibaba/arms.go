@@ -112,7 +112,7 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	}
 	client.Domain = cfg.Endpoint.Endpoint
 	s.client = client
-	s.cache = remote.New(remote.Options{Name: "ARMS", Refresh: refresh, Timeout: timeout, Concurrency: 4, Observe: deps.Observe}, s.fetch, s.clock)
+	s.cache = remote.New(remote.Options{Name: "ARMS", Refresh: refresh, Timeout: timeout, Concurrency: 4, Observe: deps.observe("arms")}, s.fetch, s.clock)
 	return s, nil
 }
 

@@ -138,8 +138,16 @@ type Deps struct {
 	Log   logr.Logger
 	// Transport, when set, carries the API calls (tests).
 	Transport http.RoundTripper
-	// Observe is told the duration and outcome of every API call.
-	Observe func(took time.Duration, err error)
+	// Observer, when set, returns what is told the duration and outcome of every API call
+	// of the named source ("cloudmonitor", "arms").
+	Observer func(source string) func(took time.Duration, err error)
+}
+
+func (d Deps) observe(source string) func(time.Duration, error) {
+	if d.Observer == nil {
+		return nil
+	}
+	return d.Observer(source)
 }
 
 var kinds = map[string]series.ObjectKind{"": series.ServiceObject, "Service": series.ServiceObject, "Ingress": series.IngressObject, "HTTPRoute": series.RouteObject}
@@ -228,7 +236,7 @@ func NewCloudMonitor(cfg CloudMonitorConfig, region string, creds credentials.Cr
 	client.Domain = cfg.Endpoint.Endpoint
 	s.client = client
 	s.cache = remote.New(remote.Options{Name: "CloudMonitor", Refresh: orDefault(cfg.Refresh.Duration, 30*time.Second), Timeout: timeout,
-		Concurrency: 4, Observe: deps.Observe}, s.fetch, deps.Clock)
+		Concurrency: 4, Observe: deps.observe("cloudmonitor")}, s.fetch, deps.Clock)
 	return s, nil
 }
 

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +156,93 @@ func TestConfigErrors(t *testing.T) {
 			_, err := New(tc.cfg, Deps{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+type cloudCreds struct{ id, secret, token string }
+
+func (c cloudCreds) Credentials() (string, string, string, error) { return c.id, c.secret, c.token, nil }
+
+// TestAuth checks each way of signing in against an endpoint that wants it, and that
+// throttling (HTTP 429) keeps the last good answer while refusals (401) do not.
+func TestAuth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, v string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	user, pass, authz := write("user", "reader\n"), write("pass", "s3cret\n"), write("authz", "Bearer tok-123\n")
+	for _, tc := range []struct {
+		name  string
+		auth  *Auth
+		cloud CredentialSource
+		ok    func(r *http.Request) bool
+	}{
+		{"basic auth from files", &Auth{BasicAuth: &BasicAuth{UsernameFile: user, PasswordFile: pass}}, nil, func(r *http.Request) bool {
+			u, p, ok := r.BasicAuth()
+			return ok && u == "reader" && p == "s3cret"
+		}},
+		{"authorization header from a file", &Auth{AuthorizationFile: authz}, nil, func(r *http.Request) bool {
+			return r.Header.Get("Authorization") == "Bearer tok-123"
+		}},
+		{"alibaba cloud STS credentials (SLS MetricStore)", &Auth{AlibabaCloud: true}, cloudCreds{"STS.id", "sk", "tok"}, func(r *http.Request) bool {
+			u, p, ok := r.BasicAuth()
+			return ok && u == "STS.id" && p == "sk$tok"
+		}},
+		{"alibaba cloud AccessKey pair", &Auth{AlibabaCloud: true}, cloudCreds{"LTAI", "sk", ""}, func(r *http.Request) bool {
+			u, p, ok := r.BasicAuth()
+			return ok && u == "LTAI" && p == "sk"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake, err := promfake.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = fake.Close() })
+			start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+			addCounter(t, fake, start, 7, 41, "__name__", "nginx_ingress_controller_requests", "namespace", "shop", "service", "checkout")
+			var throttle, refuse atomic.Bool
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case !tc.ok(r), refuse.Load():
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
+				case throttle.Load():
+					http.Error(w, "slow down", http.StatusTooManyRequests)
+				default:
+					fake.ServeHTTP(w, r)
+				}
+			}))
+			t.Cleanup(srv.Close)
+			clk := clocktesting.NewFakeClock(start.Add(10 * time.Minute))
+			src, err := New(Config{URL: srv.URL, Auth: tc.auth, Rules: nginxRules}, Deps{Clock: clk, Cloud: tc.cloud})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := series.Query{Measure: series.RequestRate, Object: series.Object{Kind: series.ServiceObject, Namespace: "shop", Name: "checkout"}, Window: time.Minute, StaleAfter: time.Minute}
+			get := func() (series.Value, error) { return src.Evaluate(q, clk.Now().UnixMilli()) }
+			_, _ = get()
+			src.Refresh(context.Background())
+			if v, err := get(); err != nil || math.Abs(v.V-7) > 1e-9 {
+				t.Fatalf("authenticated: %v %v", v, err)
+			}
+			throttle.Store(true)
+			clk.Step(15 * time.Second)
+			src.Refresh(context.Background())
+			if v, err := get(); err != nil || math.Abs(v.V-7) > 1e-9 {
+				t.Fatalf("throttled: %v %v, want the last good answer", v, err)
+			}
+			throttle.Store(false)
+			refuse.Store(true)
+			clk.Step(30 * time.Second)
+			src.Refresh(context.Background())
+			if _, err := get(); err == nil || !strings.Contains(err.Error(), "authentication failed") {
+				t.Fatalf("refused: %v", err)
 			}
 		})
 	}
