@@ -45,6 +45,8 @@ type harness struct {
 	// prom is a Prometheus stand-in (the real PromQL engine) behind the adapter's Prometheus
 	// source, fed by promFeed.
 	prom *promFeed
+	// cms is a CloudMonitor stand-in behind the adapter's Alibaba Cloud source.
+	cms *cloudMonitor
 }
 
 var (
@@ -90,6 +92,10 @@ func start(env *testbed.Env) (*harness, error) {
 	if h.prom, err = startPromFeed(); err != nil {
 		return nil, err
 	}
+	secretDir := filepath.Join(env.Dir, "alibaba-cloud-secret")
+	if h.cms, err = startCloudMonitor(secretDir); err != nil {
+		return nil, err
+	}
 	config := fmt.Sprintf(`scrapeInterval: %s
 scrapeTimeout: %s
 window: %s
@@ -111,7 +117,7 @@ prometheus:
   - measure: requests_per_second
     labels: {namespace: namespace, service: service}
     query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
-`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), h.prom.url)
+`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), h.prom.url) + h.cms.config(secretDir)
 	if _, _, err := startAdapter(ctx, env, cs, "metrics-adapter", config); err != nil {
 		return nil, err
 	}
