@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
+	metricsadapter "github.com/lockstep-dev/lockstep/metrics-adapter"
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
@@ -187,4 +189,56 @@ func canI(t *testing.T, cs kubernetes.Interface, user, namespace, group, resourc
 		t.Fatal(err)
 	}
 	return got.Status.Allowed
+}
+
+// The chart's Alibaba Cloud values render a configuration the adapter accepts, pointed at the
+// mounted credentials Secret, and annotate the service account for RRSA.
+func TestAlibabaCloudValues(t *testing.T) {
+	env := framework.Env(t)
+	out := helm(t, env, "template", "lockstep", ".", "--namespace", "lockstep-system", "--validate",
+		"--set", "metricsAdapter.alibabaCloudSecret=alibaba-cloud-credentials",
+		"--set", "metricsAdapter.config.alibabaCloud.regionId=cn-hangzhou",
+		"--set", "metricsAdapter.config.alibabaCloud.cloudMonitor.targets[0].namespace=shop",
+		"--set", "metricsAdapter.config.alibabaCloud.cloudMonitor.targets[0].name=web",
+		"--set", "metricsAdapter.config.alibabaCloud.cloudMonitor.targets[0].clb.instanceId=lb-bp1example",
+		"--set", "metricsAdapter.config.alibabaCloud.cloudMonitor.targets[0].clb.port=80",
+		"--set", "metricsAdapter.serviceAccount.annotations.pod-identity\\.alibabacloud\\.com/role-name=lockstep-metrics",
+	)
+	var config string
+	var mounted, annotated bool
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var obj struct {
+			Kind     string            `json:"kind"`
+			Metadata metav1.ObjectMeta `json:"metadata"`
+			Data     map[string]string `json:"data"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("rendered YAML: %v", err)
+		}
+		if obj.Metadata.Name != "lockstep-metrics-adapter" {
+			continue
+		}
+		switch obj.Kind {
+		case "ConfigMap":
+			config = obj.Data["config.yaml"]
+		case "Deployment":
+			mounted = strings.Contains(doc, "secretName: alibaba-cloud-credentials") && strings.Contains(doc, "mountPath: /etc/lockstep/alibaba-cloud")
+		case "ServiceAccount":
+			annotated = obj.Metadata.Annotations["pod-identity.alibabacloud.com/role-name"] == "lockstep-metrics"
+		}
+	}
+	if !mounted || !annotated {
+		t.Fatalf("secret mounted %v, service account annotated %v", mounted, annotated)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := metricsadapter.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("the adapter refuses the rendered configuration: %v\n%s", err, config)
+	}
+	if c.AlibabaCloud == nil || c.AlibabaCloud.Credentials.SecretDir != "/etc/lockstep/alibaba-cloud" {
+		t.Fatalf("credentials not pointed at the mounted Secret:\n%s", config)
+	}
 }

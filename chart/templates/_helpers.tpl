@@ -16,3 +16,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "lockstep.cronhpa.name" -}}{{ .Release.Name }}-cronhpa{{- end -}}
 
 {{- define "lockstep.metricsAdapter.name" -}}{{ .Release.Name }}-metrics-adapter{{- end -}}
+
+{{/*
+The metrics adapter's configuration file: values.metricsAdapter.config, with the credentials
+of its alibabaCloud section pointed at the mounted Secret when alibabaCloudSecret is set and
+the section names no credentials of its own.
+*/}}
+{{- define "lockstep.metricsAdapterConfig" -}}
+{{- $cfg := deepCopy .Values.metricsAdapter.config -}}
+{{- if and .Values.metricsAdapter.alibabaCloudSecret $cfg.alibabaCloud -}}
+{{- if not $cfg.alibabaCloud.credentials -}}
+{{- $_ := set $cfg.alibabaCloud "credentials" (dict "secretDir" "/etc/lockstep/alibaba-cloud") -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
