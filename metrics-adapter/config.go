@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/profile"
-	"github.com/lockstep-dev/lockstep/metrics-adapter/source/alibaba"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
+	"github.com/lockstep-dev/lockstep/metrics-adapter/source/alibaba"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/prometheus"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )

@@ -70,12 +70,7 @@ prometheus:
   - measure: requests_per_second
     labels: {namespace: namespace, service: service}
     query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
-`, check: func(t *testing.T, c Config) {
-			a := c.AlibabaCloud
-			if a == nil || len(a.CloudMonitor.Targets) != 2 || a.CloudMonitor.Refresh.Duration != 20*time.Second || a.CloudMonitor.Targets[1].ALB.ListenerPort != 443 || len(a.ARMS.Targets) != 1 {
-				t.Fatalf("alibabaCloud %+v", a)
-			}
-		}},
+`, check: checkAlibabaConfig},
 		"alibaba cloud bad target":     {yaml: "alibabaCloud: {regionId: cn-hangzhou, cloudMonitor: {targets: [{namespace: a, name: b}]}}", wantErr: "alibabaCloud.cloudMonitor.targets[0]: set one of clb and alb"},
 		"alibaba cloud unknown field":  {yaml: "alibabaCloud: {regionId: cn-hangzhou, cloudMonitor: {targets: [{namespace: a, name: b, slb: {}}]}}", wantErr: "unknown field"},
 		"alibaba auth without section": {yaml: "prometheus: {url: 'http://p', auth: {alibabaCloud: true}}", wantErr: "needs the alibabaCloud section"},
@@ -106,5 +101,12 @@ prometheus:
 			}
 			tc.check(t, c)
 		})
+	}
+}
+
+func checkAlibabaConfig(t *testing.T, c Config) {
+	a := c.AlibabaCloud
+	if a == nil || len(a.CloudMonitor.Targets) != 2 || a.CloudMonitor.Refresh.Duration != 20*time.Second || a.CloudMonitor.Targets[1].ALB.ListenerPort != 443 || len(a.ARMS.Targets) != 1 {
+		t.Fatalf("alibabaCloud %+v", a)
 	}
 }

@@ -69,11 +69,6 @@ type ALBListener struct {
 	ServerGroupID string `json:"serverGroupId,omitempty"`
 }
 
-// metricRef is one CloudMonitor series: namespace, metric, dimensions and the statistic read.
-type metricRef struct {
-	namespace, metric, dims, statistic string
-}
-
 // lbMeasure says how a measure is computed from CloudMonitor metrics: num / den (den empty
 // for plain values) times scale.
 type lbMeasure struct {

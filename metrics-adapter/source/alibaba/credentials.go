@@ -38,7 +38,7 @@ type RRSA struct {
 // Names of the files in Credentials.SecretDir.
 const (
 	AccessKeyIDFile     = "access-key-id"
-	AccessKeySecretFile = "access-key-secret"
+	AccessKeySecretFile = "access-key-secret" //nolint:gosec // a file name, not a credential
 	SecurityTokenFile   = "security-token"
 )
 

@@ -163,7 +163,9 @@ func TestConfigErrors(t *testing.T) {
 
 type cloudCreds struct{ id, secret, token string }
 
-func (c cloudCreds) Credentials() (string, string, string, error) { return c.id, c.secret, c.token, nil }
+func (c cloudCreds) Credentials() (string, string, string, error) {
+	return c.id, c.secret, c.token, nil
+}
 
 // TestAuth checks each way of signing in against an endpoint that wants it, and that
 // throttling (HTTP 429) keeps the last good answer while refusals (401) do not.
