@@ -144,7 +144,7 @@ func TestCloudMonitorCLBAndALB(t *testing.T) {
 	data.set("acs_alb", "ServerGroupRequestTime", alb, point(minute, "Value", 12.25))
 
 	cfg := f.config()
-	cfg.CloudMonitor = &CloudMonitorConfig{Endpoint: f.endpoint(), Targets: []LBTarget{
+	cfg.CloudMonitor = &CloudMonitorConfig{Common: Common{Endpoint: f.endpoint()}, Targets: []LBTarget{
 		{Namespace: "shop", Name: "web", Port: "80", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}},
 		{Kind: "Ingress", Namespace: "shop", Name: "checkout", ALB: &ALBListener{LoadBalancerID: "alb-test", ListenerProtocol: "HTTPS", ListenerPort: 443, ServerGroupID: "sgp-checkout"}},
 	}}
@@ -201,7 +201,7 @@ func TestCloudMonitorNoDatapointsIsNotZero(t *testing.T) {
 	data := &cmsData{points: map[string][]map[string]any{}}
 	f.fake.Handle("DescribeMetricLast", data.handle)
 	cfg := f.config()
-	cfg.CloudMonitor = &CloudMonitorConfig{Endpoint: f.endpoint(), Targets: []LBTarget{{Namespace: "shop", Name: "web", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}}}}
+	cfg.CloudMonitor = &CloudMonitorConfig{Common: Common{Endpoint: f.endpoint()}, Targets: []LBTarget{{Namespace: "shop", Name: "web", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}}}}
 	src := f.start(t, cfg)
 	q := series.Query{Measure: series.RequestRate, Object: web}
 	_, _ = src.Evaluate(q, f.clk.Now().UnixMilli())
@@ -231,7 +231,7 @@ func TestCloudMonitorThrottlingAndAuthFailures(t *testing.T) {
 	clb := `[{"instanceId":"lb-bp1test","port":"80"}]`
 	data.set("acs_slb_dashboard", "Qps", clb, point(f.clk.Now().Truncate(time.Minute), "Average", 50))
 	cfg := f.config()
-	cfg.CloudMonitor = &CloudMonitorConfig{Endpoint: f.endpoint(), Targets: []LBTarget{{Namespace: "shop", Name: "web", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}}}}
+	cfg.CloudMonitor = &CloudMonitorConfig{Common: Common{Endpoint: f.endpoint()}, Targets: []LBTarget{{Namespace: "shop", Name: "web", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}}}}
 	src := f.start(t, cfg)
 	q := series.Query{Measure: series.RequestRate, Object: web}
 	get := func() (series.Value, error) { return src.Evaluate(q, f.clk.Now().UnixMilli()) }
@@ -320,7 +320,7 @@ func assertNoSecrets(t *testing.T, msg string) {
 func TestUnreachableEndpointErrorHasNoCredentials(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config()
-	cfg.CloudMonitor = &CloudMonitorConfig{Endpoint: Endpoint{Endpoint: "127.0.0.1:1", Scheme: "http"}, Timeout: dur(time.Second),
+	cfg.CloudMonitor = &CloudMonitorConfig{Common: Common{Endpoint: Endpoint{Endpoint: "127.0.0.1:1", Scheme: "http"}, Timeout: dur(time.Second)},
 		Targets: []LBTarget{{Namespace: "shop", Name: "web", CLB: &CLBListener{InstanceID: "lb-bp1test", Port: 80}}}}
 	src := f.start(t, cfg)
 	q := series.Query{Measure: series.RequestRate, Object: web}
@@ -346,7 +346,7 @@ func TestARMS(t *testing.T) {
 		return map[string]any{"Code": "200", "Success": true, "Data": map[string]any{"Items": items, "Total": len(items), "Page": 1, "PageSize": 100}}, nil
 	})
 	cfg := f.config()
-	cfg.ARMS = &ARMSConfig{Endpoint: f.endpoint(), Targets: []AppTarget{{Namespace: "shop", Deployment: "checkout", PID: "abc123@4ad4bd7e1c8a1c1"}}}
+	cfg.ARMS = &ARMSConfig{Common: Common{Endpoint: f.endpoint()}, Targets: []AppTarget{{Namespace: "shop", Deployment: "checkout", PID: "abc123@4ad4bd7e1c8a1c1"}}}
 	src := f.start(t, cfg)
 	dep := series.Object{Kind: series.WorkloadObject, Namespace: "shop", Name: "checkout"}
 	ask := func(m series.Measure) (series.Value, error) {
@@ -433,10 +433,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad port", Config{RegionID: "cn-hangzhou", CloudMonitor: &CloudMonitorConfig{Targets: []LBTarget{{Namespace: "a", Name: "b", CLB: &CLBListener{InstanceID: "lb-1"}}}}}, "port 1-65535"},
 		{"bad protocol", Config{RegionID: "cn-hangzhou", CloudMonitor: &CloudMonitorConfig{Targets: []LBTarget{{Namespace: "a", Name: "b", ALB: &ALBListener{LoadBalancerID: "alb-1", ListenerProtocol: "TCP", ListenerPort: 80}}}}}, "listenerProtocol"},
 		{"duplicate", Config{RegionID: "cn-hangzhou", CloudMonitor: &CloudMonitorConfig{Targets: []LBTarget{{Namespace: "a", Name: "b", CLB: clb}, {Namespace: "a", Name: "b", CLB: clb}}}}, "the same object"},
-		{"bad scheme", Config{RegionID: "cn-hangzhou", CloudMonitor: &CloudMonitorConfig{Endpoint: Endpoint{Scheme: "ftp"}, Targets: []LBTarget{{Namespace: "a", Name: "b", CLB: clb}}}}, "scheme"},
+		{"bad scheme", Config{RegionID: "cn-hangzhou", CloudMonitor: &CloudMonitorConfig{Common: Common{Endpoint: Endpoint{Scheme: "ftp"}}, Targets: []LBTarget{{Namespace: "a", Name: "b", CLB: clb}}}}, "scheme"},
 		{"arms no pid", Config{RegionID: "cn-hangzhou", ARMS: &ARMSConfig{Targets: []AppTarget{{Namespace: "a", Deployment: "b"}}}}, "pid are required"},
 		{"arms window", Config{RegionID: "cn-hangzhou", ARMS: &ARMSConfig{Window: dur(90 * time.Second), Targets: []AppTarget{{Namespace: "a", Deployment: "b", PID: "p"}}}}, "whole minutes"},
-		{"arms stale", Config{RegionID: "cn-hangzhou", ARMS: &ARMSConfig{StaleAfter: dur(time.Minute), Targets: []AppTarget{{Namespace: "a", Deployment: "b", PID: "p"}}}}, "staleAfter"},
+		{"arms stale", Config{RegionID: "cn-hangzhou", ARMS: &ARMSConfig{Common: Common{StaleAfter: dur(time.Minute)}, Targets: []AppTarget{{Namespace: "a", Deployment: "b", PID: "p"}}}}, "staleAfter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -19,19 +19,15 @@ import (
 // ARMSConfig configures the ARMS Application Monitoring source: the inbound call statistics
 // (appstat.incall) of an ARMS application, served on the Deployment that runs it.
 type ARMSConfig struct {
-	Endpoint
-	// Refresh is how often wanted values are fetched again (default 30s).
-	Refresh remote.Duration `json:"refresh,omitempty"`
+	// Common: refresh defaults to 30s, staleAfter (a value whose window ended longer ago
+	// is refused) to Delay + 2m.
+	Common
 	// Window is the span a value covers (default 2m, at least 1m: ARMS aggregates per
 	// minute).
 	Window remote.Duration `json:"window,omitempty"`
 	// Delay is how far behind now the window ends, so that ARMS has finished aggregating it
 	// (default 1m).
 	Delay remote.Duration `json:"delay,omitempty"`
-	// StaleAfter refuses a value whose window ended longer ago (default Delay + 2m).
-	StaleAfter remote.Duration `json:"staleAfter,omitempty"`
-	// Timeout bounds one API call (default 10s).
-	Timeout remote.Duration `json:"timeout,omitempty"`
 	// Targets map Deployments to ARMS applications.
 	Targets []AppTarget `json:"targets"`
 }
@@ -60,13 +56,13 @@ type armsSpec struct {
 
 // ARMS is the ARMS Application Monitoring source.
 type ARMS struct {
+	base[armsSpec]
 	client     *arms.Client
 	clock      clock.WithTicker
 	window     time.Duration
 	delay      time.Duration
 	staleAfter time.Duration
 	targets    []*armsTarget
-	cache      *remote.Cache[armsSpec]
 	log        logr.Logger
 }
 
@@ -78,7 +74,7 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	}
 	s := &ARMS{window: orDefault(cfg.Window.Duration, 2*time.Minute), delay: orDefault(cfg.Delay.Duration, time.Minute), log: deps.Log, clock: deps.Clock}
 	s.staleAfter = orDefault(cfg.StaleAfter.Duration, s.delay+2*time.Minute)
-	refresh := orDefault(cfg.Refresh.Duration, 30*time.Second)
+	refresh := cfg.refresh()
 	switch {
 	case len(cfg.Targets) == 0:
 		return nil, errors.New("alibabaCloud.arms: targets: at least one")
@@ -98,6 +94,7 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 		}
 		seen[obj] = i
 		s.targets = append(s.targets, &armsTarget{idx: i, object: obj, pid: t.PID, rpc: t.RPC})
+		s.objects = append(s.objects, obj)
 	}
 	if creds == nil {
 		return s, nil
@@ -105,14 +102,14 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
-	timeout := orDefault(cfg.Timeout.Duration, 10*time.Second)
-	client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(timeout, deps.Transport), creds)
+	client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(deps.Transport), creds)
 	if err != nil {
 		return nil, fmt.Errorf("alibabaCloud.arms: %w", redact(err))
 	}
 	client.Domain = cfg.Endpoint.Endpoint
 	s.client = client
-	s.cache = remote.New(remote.Options{Name: "ARMS", Refresh: refresh, Timeout: timeout, Concurrency: 4, Observe: deps.observe("arms")}, s.fetch, s.clock)
+	deps.Clock = s.clock
+	s.cache = newCache(cfg.Common, "ARMS", s.fetch, deps)
 	return s, nil
 }
 
@@ -135,23 +132,6 @@ func (s *ARMS) Evaluate(q series.Query, now int64) (series.Value, error) {
 	}
 	return s.cache.Get(fmt.Sprintf("%d/%d", t.idx, q.Measure), armsSpec{target: t, measure: q.Measure}, now, s.staleAfter)
 }
-
-// Objects implements provider.Source.
-func (s *ARMS) Objects(kind series.ObjectKind) []series.Object {
-	var out []series.Object
-	for _, t := range s.targets {
-		if t.object.Kind == kind {
-			out = append(out, t.object)
-		}
-	}
-	return out
-}
-
-// Run keeps the wanted values fresh until ctx ends.
-func (s *ARMS) Run(ctx context.Context) { s.cache.Run(ctx) }
-
-// Refresh fetches every wanted value once.
-func (s *ARMS) Refresh(ctx context.Context) { s.cache.Refresh(ctx) }
 
 // fetch asks QueryMetricByPage for the calls of the window that ended Delay ago, as one
 // slice, and computes the measure. The SDK takes no context: its client timeout bounds it.

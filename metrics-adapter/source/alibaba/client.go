@@ -1,6 +1,7 @@
 package alibaba
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 
+	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
 
@@ -32,17 +34,68 @@ func (e Endpoint) validate(field string) error {
 	}
 }
 
+// Common is the configuration every Alibaba Cloud source has.
+type Common struct {
+	Endpoint
+	// Refresh is how often wanted values are fetched again (default 30s).
+	Refresh remote.Duration `json:"refresh,omitempty"`
+	// StaleAfter refuses older values (the default depends on the source).
+	StaleAfter remote.Duration `json:"staleAfter,omitempty"`
+	// Timeout bounds one API call (default 10s).
+	Timeout remote.Duration `json:"timeout,omitempty"`
+}
+
+func (c Common) refresh() time.Duration { return orDefault(c.Refresh.Duration, 30*time.Second) }
+
+func (c Common) timeout() time.Duration { return orDefault(c.Timeout.Duration, 10*time.Second) }
+
 // sdkConfig is the SDK client configuration: no SDK retries (the refresher retries on its own
 // schedule, with backoff after throttling) and a bounded request time.
-func (e Endpoint) sdkConfig(timeout time.Duration, transport http.RoundTripper) *sdk.Config {
-	scheme := strings.ToUpper(e.Scheme)
+func (c Common) sdkConfig(transport http.RoundTripper) *sdk.Config {
+	scheme := strings.ToUpper(c.Scheme)
 	if scheme == "" {
 		scheme = "HTTPS"
 	}
-	c := sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false).WithTimeout(timeout)
-	c.Transport = transport
-	return c
+	cfg := sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false).WithTimeout(c.timeout())
+	cfg.Transport = transport
+	return cfg
 }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// newCache is a source's wanted-value cache: a few calls at a time, observed as name.
+func newCache[S any](c Common, name string, fetch remote.Fetch[S], deps Deps) *remote.Cache[S] {
+	return remote.New(remote.Options{Name: name, Refresh: c.refresh(), Timeout: c.timeout(), Concurrency: 4,
+		Observe: deps.observe(strings.ToLower(name))}, fetch, deps.Clock)
+}
+
+// base is what the sources share: the objects they serve and the cache they answer from.
+type base[S any] struct {
+	objects []series.Object
+	cache   *remote.Cache[S]
+}
+
+// Objects implements provider.Source.
+func (b *base[S]) Objects(kind series.ObjectKind) []series.Object {
+	var out []series.Object
+	for _, o := range b.objects {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Run keeps the wanted values fresh until ctx ends.
+func (b *base[S]) Run(ctx context.Context) { b.cache.Run(ctx) }
+
+// Refresh fetches every wanted value once.
+func (b *base[S]) Refresh(ctx context.Context) { b.cache.Refresh(ctx) }
 
 // secretInURL matches the query string of a request URL, which holds the AccessKey ID, the
 // signature and the security token of a signed RPC request.

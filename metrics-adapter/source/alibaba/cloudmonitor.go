@@ -17,22 +17,15 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
-	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
 
 // CloudMonitorConfig configures the CloudMonitor source: load balancer listener metrics of
 // CLB (namespace acs_slb_dashboard) and ALB (acs_alb), served on the Kubernetes objects the
 // listeners front.
 type CloudMonitorConfig struct {
-	Endpoint
-	// Refresh is how often wanted values are fetched again (default 30s; CloudMonitor
-	// datapoints are per minute).
-	Refresh remote.Duration `json:"refresh,omitempty"`
-	// StaleAfter refuses a datapoint older than this (default 5m: a datapoint is stamped with
-	// the start of its minute and lands a minute or two later).
-	StaleAfter remote.Duration `json:"staleAfter,omitempty"`
-	// Timeout bounds one API call (default 10s).
-	Timeout remote.Duration `json:"timeout,omitempty"`
+	// Common: refresh defaults to 30s (datapoints are per minute), staleAfter to 5m (a
+	// datapoint is stamped with the start of its minute and lands a minute or two later).
+	Common
 	// Targets map objects to listeners.
 	Targets []LBTarget `json:"targets"`
 }
@@ -120,10 +113,10 @@ type cmsSpec struct {
 
 // CloudMonitor is the CloudMonitor source.
 type CloudMonitor struct {
+	base[cmsSpec]
 	client     *cms.Client
 	targets    []*lbTarget
 	staleAfter time.Duration
-	cache      *remote.Cache[cmsSpec]
 	log        logr.Logger
 }
 
@@ -219,27 +212,19 @@ func NewCloudMonitor(cfg CloudMonitorConfig, region string, creds credentials.Cr
 		}
 		seen[key] = i
 		s.targets = append(s.targets, ct)
+		s.objects = append(s.objects, ct.object)
 	}
 	if creds == nil {
 		return s, nil // validation only
 	}
-	timeout := orDefault(cfg.Timeout.Duration, 10*time.Second)
-	client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(timeout, deps.Transport), creds)
+	client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(deps.Transport), creds)
 	if err != nil {
 		return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", redact(err))
 	}
 	client.Domain = cfg.Endpoint.Endpoint
 	s.client = client
-	s.cache = remote.New(remote.Options{Name: "CloudMonitor", Refresh: orDefault(cfg.Refresh.Duration, 30*time.Second), Timeout: timeout,
-		Concurrency: 4, Observe: deps.observe("cloudmonitor")}, s.fetch, deps.Clock)
+	s.cache = newCache(cfg.Common, "CloudMonitor", s.fetch, deps)
 	return s, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // Evaluate implements provider.Source.
@@ -285,23 +270,6 @@ func (s *CloudMonitor) target(q series.Query) (*lbTarget, error) {
 }
 
 var kindLabel = map[series.ObjectKind]string{series.ServiceObject: "service", series.IngressObject: "ingress", series.RouteObject: "route"}
-
-// Objects implements provider.Source.
-func (s *CloudMonitor) Objects(kind series.ObjectKind) []series.Object {
-	var out []series.Object
-	for _, t := range s.targets {
-		if t.object.Kind == kind {
-			out = append(out, t.object)
-		}
-	}
-	return out
-}
-
-// Run keeps the wanted values fresh until ctx ends.
-func (s *CloudMonitor) Run(ctx context.Context) { s.cache.Run(ctx) }
-
-// Refresh fetches every wanted value once.
-func (s *CloudMonitor) Refresh(ctx context.Context) { s.cache.Refresh(ctx) }
 
 // fetch computes one measure. The SDK takes no context: its client timeout bounds each call.
 func (s *CloudMonitor) fetch(_ context.Context, spec cmsSpec) (series.Value, error) {
