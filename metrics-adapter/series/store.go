@@ -9,6 +9,9 @@ import (
 // Store holds the recent samples of every raw series, indexed by the objects each belongs to.
 // It is safe for concurrent use: scrapes write while API calls read.
 type Store struct {
+	// writeMu admits one writer (scrape, MarkStale, Forget) at a time; mu guards the data
+	// and is held by a scrape only per batch, so that readers never wait for a whole scrape.
+	writeMu  sync.Mutex
 	mu       sync.RWMutex
 	capacity int
 	// targets holds each target's series by id; no string is built per sample to find one.
@@ -54,17 +57,45 @@ type Point struct {
 	V   float64
 }
 
+// scrapeBatch is how many points a scrape records per hold of the lock: about 0.4 ms on a
+// slow core, the longest an API call waits for a scrape (instead of the whole scrape, 10 ms
+// for 28,000 series).
+const scrapeBatch = 1024
+
 // Scrape records one successful scrape of target at t (Unix milliseconds). Series of the
 // target missing from points are marked stale, as Prometheus does when a series disappears.
+// Readers may see part of a scrape recorded: each series is always consistent, and a query
+// computes per series before aggregating.
 func (s *Store) Scrape(target string, t int64, points []Point) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ts := s.targets[target]
 	if ts == nil {
 		ts = &targetSeries{byID: map[string]*entry{}}
 		s.targets[target] = ts
 	}
 	ts.scrapes++
+	gen := ts.scrapes
+	s.mu.Unlock()
+	for len(points) > 0 {
+		n := min(len(points), scrapeBatch)
+		s.mu.Lock()
+		s.record(ts, gen, t, points[:n])
+		s.mu.Unlock()
+		points = points[n:]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range ts.byID {
+		if e.seen != gen {
+			e.stale = true
+		}
+	}
+}
+
+// record adds one batch of a scrape's points. Called with mu held.
+func (s *Store) record(ts *targetSeries, gen uint64, t int64, points []Point) {
 	for _, p := range points {
 		e := ts.byID[p.ID]
 		if e == nil {
@@ -83,17 +114,14 @@ func (s *Store) Scrape(target string, t int64, points []Point) {
 		if e.ring.add(calc.Sample{T: t, V: p.V}) {
 			e.stale = false
 		}
-		e.seen = ts.scrapes
-	}
-	for _, e := range ts.byID {
-		if e.seen != ts.scrapes {
-			e.stale = true
-		}
+		e.seen = gen
 	}
 }
 
 // MarkStale marks every series of target stale: its scrape failed or it went away.
 func (s *Store) MarkStale(target string) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ts := s.targets[target]; ts != nil {
@@ -106,6 +134,8 @@ func (s *Store) MarkStale(target string) {
 // Forget removes series whose newest sample is at or before cutoff (Unix milliseconds), and
 // returns how many it removed. Run it periodically so that series of deleted pods go away.
 func (s *Store) Forget(cutoff int64) int {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	removed := 0

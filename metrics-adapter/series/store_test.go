@@ -141,3 +141,54 @@ func TestRingKeepsNewest(t *testing.T) {
 }
 
 func calcSample(t int64) calc.Sample { return calc.Sample{T: t, V: float64(t)} }
+
+// A scrape larger than one batch is recorded while queries run (go test -race checks the
+// locking); every series ends up with the scrape's sample and series that vanished are stale.
+func TestScrapeInBatchesWhileReading(t *testing.T) {
+	s := NewStore(8)
+	const n = 3*scrapeBatch + 17
+	points := func(i int, count int) []Point {
+		pts := make([]Point, count)
+		for j := range pts {
+			k := svc(Requests)
+			k.Service = "svc-" + strconv.Itoa(j%50)
+			pts[j] = Point{ID: "req{s=" + strconv.Itoa(j) + "}", Key: k, V: float64(i * 15)}
+		}
+		return pts
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 6 {
+			// The last scrape lacks the last 17 series.
+			count := n
+			if i == 5 {
+				count = n - 17
+			}
+			s.Scrape("ingress-a", t0+int64(i)*15_000, points(i, count))
+		}
+	}()
+	q := Query{Measure: RequestRate, Object: Object{Kind: ServiceObject, Namespace: "shop", Name: "svc-7"}, Window: time.Minute}
+	for {
+		_, _ = s.Evaluate(q, t0+75_000)
+		select {
+		case <-done:
+			if s.Len() != n {
+				t.Fatalf("%d series, want %d", s.Len(), n)
+			}
+			stale := 0
+			for _, e := range s.targets["ingress-a"].byID {
+				if e.stale {
+					stale++
+				} else if e.ring.last().T != t0+75_000 {
+					t.Fatalf("a series missed the last scrape")
+				}
+			}
+			if stale != 17 {
+				t.Fatalf("%d stale series, want the 17 that vanished", stale)
+			}
+			return
+		default:
+		}
+	}
+}

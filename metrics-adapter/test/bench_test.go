@@ -107,6 +107,11 @@ func benchAPILatency(b *testing.B) {
 	}
 	directLat, directErrs := load(direct, queries)
 	aggLat, aggErrs := load(aggregated, queries)
+	// The same load on a plain read the API server answers from its watch cache: what the
+	// API server itself costs on this machine, without any aggregated API behind it.
+	baseLat, baseErrs := loadWith(aggregated, baselineQueries(ns), func(ctx context.Context, cs kubernetes.Interface, path string) error {
+		return cs.CoreV1().RESTClient().Get().AbsPath(path).Param("resourceVersion", "0").Do(ctx).Error()
+	})
 	fresh := freshness(b, direct, exp, ns)
 	inside := adapterHistogramQuantile(b, direct, "lockstep_metrics_adapter_api_duration_seconds", 0.99)
 	if dir := os.Getenv("LOCKSTEP_BENCH_PROFILE_DIR"); dir != "" {
@@ -129,7 +134,9 @@ func benchAPILatency(b *testing.B) {
 	b.ReportMetric(ms(pct(directLat, 99)), "adapter-p99-ms")
 	b.ReportMetric(ms(pct(aggLat, 50)), "aggregator-p50-ms")
 	b.ReportMetric(ms(pct(aggLat, 99)), "aggregator-p99-ms")
-	b.ReportMetric(float64(directErrs+aggErrs), "errors")
+	b.ReportMetric(ms(pct(baseLat, 50)), "apiserver-alone-p50-ms")
+	b.ReportMetric(ms(pct(baseLat, 99)), "apiserver-alone-p99-ms")
+	b.ReportMetric(float64(directErrs+aggErrs+baseErrs), "errors")
 	b.ReportMetric(ms(pct(fresh, 50)), "freshness-p50-ms")
 	b.ReportMetric(ms(pct(fresh, 100)), "freshness-max-ms")
 	b.ReportMetric(mem["VmRSS"], "rss-MiB")
@@ -155,9 +162,26 @@ func benchQueries(ns string) []string {
 	return out
 }
 
+// baselineQueries reads each bench Service itself, once per HPA's query.
+func baselineQueries(ns string) []string {
+	out := make([]string, benchServices)
+	for i := range out {
+		out[i] = fmt.Sprintf("/api/v1/namespaces/%s/services/%s", ns, benchService(i))
+	}
+	return out
+}
+
 // load sends the queries round-robin at the rate 2,000 HPAs polling every 15 s produce, for
 // benchLoad, and returns each request's latency and the number of errors.
 func load(cs kubernetes.Interface, queries []string) ([]time.Duration, int) {
+	return loadWith(cs, queries, func(ctx context.Context, cs kubernetes.Interface, path string) error {
+		_, err := getMetric(ctx, cs, path)
+		return err
+	})
+}
+
+// loadWith is load with another request.
+func loadWith(cs kubernetes.Interface, queries []string, get func(context.Context, kubernetes.Interface, string) error) ([]time.Duration, int) {
 	interval := benchHPAPeriod / time.Duration(len(queries))
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -168,7 +192,7 @@ func load(cs kubernetes.Interface, queries []string) ([]time.Duration, int) {
 		wg.Go(func() {
 			for q := range work {
 				start := time.Now()
-				_, err := getMetric(context.Background(), cs, q)
+				err := get(context.Background(), cs, q)
 				took := time.Since(start)
 				if err != nil {
 					errs.Add(1)
