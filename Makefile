@@ -67,7 +67,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: demo
-demo: testbed ## Run the sales-event scenario on a local cluster (real control plane, kwok nodes) until Ctrl-C.
+demo: testbed build ## Run the sales-event scenario on a local cluster (real control plane, kwok nodes) until Ctrl-C.
 	go run ./test/demo --root $(BIN)/testbed --nodes $(NODES) --kubeconfig-out $(BIN)/kubeconfig
 
 .PHONY: clean

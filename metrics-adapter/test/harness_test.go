@@ -6,8 +6,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -16,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
@@ -124,53 +121,14 @@ prometheus:
 	return h, nil
 }
 
-// startAdapter runs bin/metrics-adapter with config on a free loopback port, serving with a
-// certificate from the test bed's CA, and registers it for the custom and external metrics
-// APIs. It returns the port and the process.
+// startAdapter runs bin/metrics-adapter with config and registers it for the custom and
+// external metrics APIs. It returns the port and the process.
 func startAdapter(ctx context.Context, env *testbed.Env, cs kubernetes.Interface, name, config string) (int, *testbed.Process, error) {
-	dir := filepath.Join(env.Dir, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	pair, err := env.CA.Sign(testbed.CertRequest{CommonName: name, DNSNames: []string{name + "." + systemNS + ".svc"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
-	if err != nil {
-		return 0, nil, err
-	}
-	certFile, keyFile, err := pair.Write(dir, "serving")
-	if err != nil {
-		return 0, nil, err
-	}
-	configFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
-		return 0, nil, fmt.Errorf("writing the configuration: %w", err)
-	}
-	port, err := testbed.FreePort()
-	if err != nil {
-		return 0, nil, err
-	}
 	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "metrics-adapter"))
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := os.Stat(bin); err != nil {
-		return 0, nil, fmt.Errorf("%s not built: run `make build` (make test does)", bin)
-	}
-	proc, err := env.Run(name, bin,
-		"--config="+configFile,
-		fmt.Sprintf("--secure-port=%d", port), "--bind-address=127.0.0.1",
-		"--tls-cert-file="+certFile, "--tls-private-key-file="+keyFile,
-		"--lister-kubeconfig="+env.Kubeconfig, "--authentication-kubeconfig="+env.Kubeconfig, "--authorization-kubeconfig="+env.Kubeconfig,
-		"--v=2")
-	if err != nil {
-		return 0, nil, fmt.Errorf("starting the adapter: %w", err)
-	}
-	if _, err := framework.RegisterAPIService(ctx, cs, env, systemNS, name, int32(port),
-		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta1"},
-		schema.GroupVersion{Group: "custom.metrics.k8s.io", Version: "v1beta2"},
-		schema.GroupVersion{Group: "external.metrics.k8s.io", Version: "v1beta1"}); err != nil {
-		return 0, nil, err
-	}
-	return port, proc, nil
+	return framework.StartMetricsAdapter(ctx, env, cs, framework.MetricsAdapter{Name: name, Namespace: systemNS, Binary: bin, Config: config})
 }
 
 // loopbackDeployment is a Deployment of kwok pods whose IP is 127.0.0.1, so that the

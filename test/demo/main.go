@@ -51,14 +51,13 @@ func run() error {
 	nodes := flag.Int("nodes", 5, "kwok nodes")
 	root := flag.String("root", "", "test bed binaries (bin/testbed by default)")
 	kubeconfigOut := flag.String("kubeconfig-out", "", "also write the admin kubeconfig here")
-	warmUpIn := flag.Duration("warm-up-in", 30*time.Second, "time from start to the sale's warm-up")
-	saleLength := flag.Duration("sale-length", 2*time.Minute, "time from warm-up to the end of the sale")
-	zone := flag.String("timezone", "Asia/Shanghai", "time zone of the sale's schedules")
+	var o scenarioOptions
+	flag.DurationVar(&o.warmUpIn, "warm-up-in", 30*time.Second, "time from start to the sale's warm-up")
+	flag.DurationVar(&o.saleLength, "sale-length", 2*time.Minute, "time from warm-up to the end of the sale")
+	flag.DurationVar(&o.floodAfter, "flood-after", 20*time.Second, "time from warm-up to the flood of buyers")
+	flag.StringVar(&o.zone, "timezone", "Asia/Shanghai", "time zone of the sale's schedules")
+	flag.StringVar(&o.repo, "repo", ".", "the repository root (config/crd, bin/metrics-adapter)")
 	flag.Parse()
-	loc, err := time.LoadLocation(*zone)
-	if err != nil {
-		return fmt.Errorf("--timezone: %w", err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -68,46 +67,128 @@ func run() error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	kubeconfig := env.Kubeconfig
+	o.kubeconfig = env.Kubeconfig
 	if *kubeconfigOut != "" {
 		if err := copyFile(env.Kubeconfig, *kubeconfigOut); err != nil {
 			return err
 		}
-		kubeconfig, _ = filepath.Abs(*kubeconfigOut)
+		o.kubeconfig, _ = filepath.Abs(*kubeconfigOut)
 	}
+	o.out = os.Stdout
+	if err := play(ctx, env, o); err != nil {
+		return err
+	}
+	fmt.Println("\nstopping the demo")
+	return nil
+}
 
-	if err := startCronHPA(ctx, env); err != nil {
+// scenarioOptions time the sale and say where to print.
+type scenarioOptions struct {
+	warmUpIn, floodAfter, saleLength time.Duration
+	zone                             string
+	repo                             string
+	kubeconfig                       string
+	out                              io.Writer
+}
+
+// play runs the Lockstep components on env and plays the sale, printing every replica and
+// traffic change to o.out until ctx ends.
+func play(ctx context.Context, env *testbed.Env, o scenarioOptions) error {
+	loc, err := time.LoadLocation(o.zone)
+	if err != nil {
+		return fmt.Errorf("--timezone: %w", err)
+	}
+	if err := startCronHPA(ctx, env, o.repo); err != nil {
+		return err
+	}
+	shop, err := startTraffic("sale", "checkout", quietQPS)
+	if err != nil {
+		return err
+	}
+	if err := startMetricsAdapter(ctx, env, filepath.Join(o.repo, "bin", "metrics-adapter"), shop.port()); err != nil {
 		return err
 	}
 	start := time.Now()
-	warmUp := start.Add(*warmUpIn).Truncate(time.Second)
-	saleEnd := warmUp.Add(*saleLength)
-	if err := applyScenario(ctx, env, *zone, warmUp.In(loc), saleEnd.In(loc)); err != nil {
+	warmUp := start.Add(o.warmUpIn).Truncate(time.Second)
+	saleStart := warmUp.Add(o.floodAfter)
+	saleEnd := warmUp.Add(o.saleLength)
+	if err := applyScenario(ctx, env, o.zone, warmUp.In(loc), saleEnd.In(loc)); err != nil {
 		return err
 	}
+	go driveTraffic(ctx, o.out, shop, start, saleStart, saleEnd)
 
-	fmt.Printf(`
-Lockstep demo is up: %d kwok nodes, cronhpa controller and webhook running.
+	fmt.Fprintf(o.out, `
+Lockstep demo is up: %d kwok nodes; cronhpa (controller and webhook) and the metrics adapter
+(custom and external metrics APIs, scraping a simulated ingress-nginx) running.
 
   export KUBECONFIG=%s
   kubectl get cronhpa,hpa,deploy -n sale
+  kubectl get --raw '/apis/external.metrics.k8s.io/v1beta1/namespaces/sale/sls_ingress_qps?labelSelector=sls.ingress.route%%3Dsale-checkout-80'
 
-Sales event (namespace sale, schedules in %s):
+Sales event (namespace sale, schedules in %s; checkout's HPA targets 100 ingress req/s per pod):
+  now       %5.0f req/s at the ingress
   %s  warm-up: ingress-gateway -> 8 replicas, checkout HPA floor -> 12
-  %s  sale end: ingress-gateway -> 2, checkout HPA floor -> 2 (its HPA decides from there)
+  %s  the flood: %5.0f req/s, checkout follows the ingress QPS
+  %s  sale end: ingress-gateway -> 2, checkout HPA floor -> 2, %.0f req/s
 Component logs: %s. Ctrl-C stops everything.
 
-`, *nodes, kubeconfig, *zone, warmUp.In(loc).Format("15:04:05"), saleEnd.In(loc).Format("15:04:05"), env.LogDir)
-	return followReplicas(ctx, env, start)
+`, env.Options().Nodes, o.kubeconfig, o.zone, quietQPS, warmUp.In(loc).Format("15:04:05"), saleStart.In(loc).Format("15:04:05"), floodQPS,
+		saleEnd.In(loc).Format("15:04:05"), quietQPS, env.LogDir)
+	return followReplicas(ctx, env, o.out, start)
 }
 
-// startCronHPA runs the cronhpa controller and its webhook in this process, logging to a file.
-func startCronHPA(ctx context.Context, env *testbed.Env) error {
+// Ingress traffic of the scenario, in requests per second.
+const (
+	quietQPS = 150.0
+	floodQPS = 1800.0
+)
+
+// driveTraffic raises the ingress traffic when the sale opens and lowers it when it ends,
+// printing each change.
+func driveTraffic(ctx context.Context, out io.Writer, shop *traffic, start, saleStart, saleEnd time.Time) {
+	for _, step := range []struct {
+		at  time.Time
+		qps float64
+	}{{saleStart, floodQPS}, {saleEnd, quietQPS}} {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(step.at)):
+		}
+		shop.set(step.qps)
+		fmt.Fprintf(out, "t+%-5s %-16s %5.0f req/s at the ingress\n", time.Since(start).Round(time.Second), "traffic", step.qps)
+	}
+}
+
+// startMetricsAdapter runs bin/metrics-adapter on the test bed, scraping the simulated
+// ingress-nginx on loopback every 5 s.
+func startMetricsAdapter(ctx context.Context, env *testbed.Env, binary string, port int) error {
 	cs, err := env.Clientset()
 	if err != nil {
 		return err
 	}
-	if err := applyCRDs(ctx, env); err != nil {
+	bin, err := filepath.Abs(binary)
+	if err != nil {
+		return err
+	}
+	config := fmt.Sprintf(`scrapeInterval: 5s
+ingress:
+- profile: ingress-nginx
+  namespace: ingress-nginx
+  selector: app.kubernetes.io/name=ingress-nginx
+  port: "%d"
+`, port)
+	_, _, err = framework.StartMetricsAdapter(ctx, env, cs, framework.MetricsAdapter{Name: "lockstep-metrics-adapter", Namespace: "lockstep-system", Binary: bin, Config: config})
+	return err
+}
+
+// startCronHPA runs the cronhpa controller and its webhook in this process, logging to a file.
+func startCronHPA(ctx context.Context, env *testbed.Env, repo string) error {
+	cs, err := env.Clientset()
+	if err != nil {
+		return err
+	}
+	if err := applyCRDs(ctx, env, repo); err != nil {
 		return err
 	}
 	logFile, err := os.Create(filepath.Join(env.LogDir, "cronhpa.log"))
@@ -140,13 +221,13 @@ func startCronHPA(ctx context.Context, env *testbed.Env) error {
 }
 
 // applyCRDs installs every generated CRD from config/crd.
-func applyCRDs(ctx context.Context, env *testbed.Env) error {
-	files, err := filepath.Glob(filepath.Join("config", "crd", "*.yaml"))
+func applyCRDs(ctx context.Context, env *testbed.Env, repo string) error {
+	files, err := filepath.Glob(filepath.Join(repo, "config", "crd", "*.yaml"))
 	if err != nil {
 		return fmt.Errorf("listing config/crd: %w", err)
 	}
 	if len(files) == 0 {
-		return errors.New("no CRDs in config/crd: run the demo from the repository root")
+		return fmt.Errorf("no CRDs in %s: run the demo from the repository root or set --repo", filepath.Join(repo, "config", "crd"))
 	}
 	return framework.InstallCRDs(ctx, env.Config, files...)
 }
@@ -185,7 +266,7 @@ func applyScenario(ctx context.Context, env *testbed.Env, zone string, warmUp, s
 }
 
 // followReplicas prints every replica change of the sale's Deployments until ctx ends.
-func followReplicas(ctx context.Context, env *testbed.Env, start time.Time) error {
+func followReplicas(ctx context.Context, env *testbed.Env, out io.Writer, start time.Time) error {
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		return fmt.Errorf("creating clientset: %w", err)
@@ -199,7 +280,6 @@ func followReplicas(ctx context.Context, env *testbed.Env, start time.Time) erro
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Println("\nstopping the demo")
 			return nil
 		case ev, ok := <-w.ResultChan():
 			if !ok {
@@ -213,7 +293,7 @@ func followReplicas(ctx context.Context, env *testbed.Env, start time.Time) erro
 			key := d.Name
 			if prev, seen := last[key]; !seen || prev != want*1000+ready {
 				last[key] = want*1000 + ready
-				fmt.Printf("t+%-5s %-16s replicas %2d, ready %2d\n", time.Since(start).Round(time.Second), d.Name, want, ready)
+				fmt.Fprintf(out, "t+%-5s %-16s replicas %2d, ready %2d\n", time.Since(start).Round(time.Second), d.Name, want, ready)
 			}
 		}
 	}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+func TestMain(m *testing.M) {
+	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 3, HPASyncPeriod: 2 * time.Second})
+}
+
+// lines collects what the demo prints, for the failure message.
+type lines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The sales event of `make demo`, on a shorter clock: the cron floors come up at the warm-up,
+// checkout follows the ingress QPS past them during the flood, and everything comes back down
+// after the sale.
+func TestSalesEvent(t *testing.T) {
+	env := framework.Env(t)
+	cs := framework.Clientset(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lines{}
+	done := make(chan error, 1)
+	go func() {
+		done <- play(ctx, env, scenarioOptions{
+			warmUpIn: 10 * time.Second, floodAfter: 10 * time.Second, saleLength: 60 * time.Second,
+			zone: "Asia/Shanghai", repo: filepath.Join("..", ".."),
+			kubeconfig: env.Kubeconfig, out: out,
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("demo output:\n%s", out.String())
+		}
+	})
+	replicas := func(name string, ok func(int32) bool, what string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			d, err := cs.AppsV1().Deployments("sale").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if d.Spec.Replicas == nil || !ok(*d.Spec.Replicas) {
+				return fmt.Errorf("%s has %v replicas, want %s", name, d.Spec.Replicas, what)
+			}
+			return nil
+		}
+	}
+	is := func(n int32) func(int32) bool { return func(v int32) bool { return v == n } }
+	// Warm-up: both tiers raised on schedule, before any extra traffic.
+	framework.Eventually(t, 40*time.Second, replicas("ingress-gateway", is(8), "8 after the warm-up"))
+	framework.Eventually(t, 20*time.Second, replicas("checkout", is(12), "the floor of 12 after the warm-up"))
+	// The flood: 1,800 req/s at 100 per pod takes checkout past its floor.
+	framework.Eventually(t, 50*time.Second, replicas("checkout", func(v int32) bool { return v >= 16 }, "16 or more in the flood"))
+	// After the sale: floors down, traffic down, the HPA returns checkout to 2.
+	framework.Eventually(t, 60*time.Second, replicas("ingress-gateway", is(2), "2 after the sale"))
+	framework.Eventually(t, 90*time.Second, replicas("checkout", is(2), "2 after the sale"))
+	if !strings.Contains(out.String(), "1800 req/s at the ingress") {
+		t.Errorf("the demo did not print the flood")
+	}
+}
