@@ -15,28 +15,33 @@ func TestNewestDatapoint(t *testing.T) {
 		want     float64
 		wantTS   int64
 		err      error
+		anyErr   bool
 	}{
-		{"newest wins", `[{"timestamp":1000,"Average":1},{"timestamp":3000,"Average":3},{"timestamp":2000,"Average":2}]`, 3, 3000, nil},
-		{"numbers as strings", `[{"timestamp":"5000","Average":"12.5"}]`, 12.5, 5000, nil},
-		{"empty", `[]`, 0, 0, series.ErrNoData},
-		{"blank", ``, 0, 0, series.ErrNoData},
-		{"no timestamp", `[{"Average":1}]`, 0, 0, series.ErrNoData},
-		{"no statistic", `[{"timestamp":1000,"Maximum":1}]`, 0, 0, errAny},
-		{"not JSON", `{`, 0, 0, errAny},
+		{"newest wins", `[{"timestamp":1000,"Average":1},{"timestamp":3000,"Average":3},{"timestamp":2000,"Average":2}]`, 3, 3000, nil, false},
+		{"numbers as strings", `[{"timestamp":"5000","Average":"12.5"}]`, 12.5, 5000, nil, false},
+		{"empty", `[]`, 0, 0, series.ErrNoData, false},
+		{"blank", ``, 0, 0, series.ErrNoData, false},
+		{"no timestamp", `[{"Average":1}]`, 0, 0, series.ErrNoData, false},
+		{"no statistic", `[{"timestamp":1000,"Maximum":1}]`, 0, 0, nil, true},
+		{"not JSON", `{`, 0, 0, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, ts, err := newestDatapoint(tc.in, "Average", "Qps", "CLB lb-1:80")
 			switch {
-			case tc.err == nil && (err != nil || v != tc.want || ts != tc.wantTS):
+			case tc.anyErr:
+				if err == nil {
+					t.Fatalf("got %v at %d, want an error", v, ts)
+				}
+			case tc.err != nil:
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("got %v at %d, %v; want %v", v, ts, err, tc.err)
+				}
+			case err != nil || v != tc.want || ts != tc.wantTS:
 				t.Fatalf("got %v at %d, %v; want %v at %d", v, ts, err, tc.want, tc.wantTS)
-			case tc.err == errAny && err == nil, tc.err != nil && tc.err != errAny && !errors.Is(err, tc.err):
-				t.Fatalf("got %v at %d, %v; want error %v", v, ts, err, tc.err)
 			}
 		})
 	}
 }
-
-var errAny = errors.New("any error")
 
 // FuzzNewestDatapoint: whatever CloudMonitor sends, the parser returns an error or a finite
 // value that is the statistic of the datapoint with the largest timestamp; it never panics.
