@@ -135,6 +135,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Metrics:         controller.NewMetrics(opts.Registry, mgr.GetCache()),
 		DefaultLocation: opts.DefaultLocation,
 		DefaultDeadline: opts.StartingDeadline,
+		Alarm:           controller.NewAlarm(opts.Clock),
 	}
 	if err := rec.SetupWithManager(mgr, opts.Workers, opts.SkipNameValidation); err != nil {
 		return nil, fmt.Errorf("setting up the controller: %w", err)
