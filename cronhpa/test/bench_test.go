@@ -62,27 +62,7 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	ns := framework.Namespace(b, cs)
 	ctx := context.Background()
 
-	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "cronhpa"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		b.Fatalf("%s not built: run `make build` (make bench does)", bin)
-	}
-	ctrlProc := exec.Command(bin, "--kubeconfig="+env.Kubeconfig, "--leader-elect=false", "--webhook-port=0",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kube-api-qps="+benchQPS, "--kube-api-burst=600", "--workers=8", "--pprof-bind-address="+os.Getenv("LOCKSTEP_BENCH_PPROF"))
-	logFile, err := os.Create(filepath.Join(env.LogDir, fmt.Sprintf("cronhpa-bench-%d%s.log", n, memLimit)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logFile.Close()
-	ctrlProc.Stdout, ctrlProc.Stderr = logFile, logFile
-	if memLimit != "" {
-		ctrlProc.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
-	}
-	if err := ctrlProc.Start(); err != nil {
-		b.Fatal(err)
-	}
+	ctrlProc := startBenchController(b, env.Kubeconfig, env.LogDir, fmt.Sprintf("cronhpa-bench-%d%s.log", n, memLimit), benchQPS, memLimit)
 	defer func() { _ = ctrlProc.Process.Kill(); _ = ctrlProc.Wait() }()
 
 	// 1. n Deployments and n CronHPAs with a far-future job; wait until all are reconciled.
@@ -141,6 +121,38 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	if addr := os.Getenv("LOCKSTEP_BENCH_PPROF"); addr != "" {
 		saveHeapProfile(b, addr, n)
 	}
+}
+
+// startBenchController runs bin/cronhpa (or LOCKSTEP_BENCH_CRONHPA, to compare another build)
+// against the test bed with the given client QPS, logging to logName.
+func startBenchController(b *testing.B, kubeconfig, logDir, logName, qps, memLimit string) *exec.Cmd {
+	b.Helper()
+	bin := os.Getenv("LOCKSTEP_BENCH_CRONHPA")
+	if bin == "" {
+		var err error
+		if bin, err = filepath.Abs(filepath.Join("..", "..", "bin", "cronhpa")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		b.Fatalf("%s not built: run `make build` (make bench does)", bin)
+	}
+	burst, _ := strconv.Atoi(qps)
+	ctrlProc := exec.Command(bin, "--kubeconfig="+kubeconfig, "--leader-elect=false", "--webhook-port=0",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kube-api-qps="+qps, "--kube-api-burst="+strconv.Itoa(2*burst), "--workers=8", "--pprof-bind-address="+os.Getenv("LOCKSTEP_BENCH_PPROF"))
+	logFile, err := os.Create(filepath.Join(logDir, logName))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = logFile.Close() })
+	ctrlProc.Stdout, ctrlProc.Stderr = logFile, logFile
+	if memLimit != "" {
+		ctrlProc.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
+	}
+	if err := ctrlProc.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return ctrlProc
 }
 
 // saveHeapProfile stores the controller's heap profile in the temporary directory, for
