@@ -232,7 +232,7 @@ func remoteSources(ctx context.Context, cfg Config, o Options, obs *observabilit
 	}
 	if cfg.Prometheus != nil {
 		deps := prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus")}
-		if cloud != nil {
+		if cloud != nil { // a nil *CredentialSource in the interface would not read as nil
 			deps.Cloud = cloud
 		}
 		prom, err := prometheus.New(*cfg.Prometheus, deps)

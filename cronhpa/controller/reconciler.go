@@ -24,9 +24,8 @@ import (
 )
 
 // Reconciler runs the jobs of CronHorizontalPodAutoscalers. Every object has at most one
-// pending wake-up at its earliest next activation, in the Alarm (or the work queue's
-// RequeueAfter without one): one timer heap for all objects, no goroutine or cron engine per
-// job.
+// pending wake-up at its earliest next activation, in the Alarm: one timer heap for all
+// objects, no goroutine or cron engine per job.
 type Reconciler struct {
 	Client   client.Client
 	Scaler   *Scaler
@@ -37,7 +36,7 @@ type Reconciler struct {
 	DefaultLocation *time.Location
 	// DefaultDeadline applies to objects without spec.startingDeadlineSeconds.
 	DefaultDeadline time.Duration
-	// Alarm, when set, wakes objects at their next activation with FirePriority.
+	// Alarm wakes objects at their next activation with FirePriority.
 	Alarm *Alarm
 }
 
@@ -52,14 +51,12 @@ type Reconciler struct {
 // SetupWithManager registers the reconciler with mgr.
 // Tests that restart the controller in one process set skipNameValidation.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidation bool) error {
-	b := ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1beta1.CronHorizontalPodAutoscaler{}).
 		Named("cronhpa").
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation})
-	if r.Alarm != nil {
-		b = b.WatchesRawSource(r.Alarm)
-	}
-	return b.Complete(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
+		WatchesRawSource(r.Alarm).
+		Complete(r)
 }
 
 // Reconcile handles one object: gather, decide, act, then write status once.
@@ -68,7 +65,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var obj v1beta1.CronHorizontalPodAutoscaler
 	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.wakeAt(req, time.Time{})
+			r.Alarm.Clear(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading %s: %w", req, err)
@@ -85,7 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		setCondition(&obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonInvalidSpec, msg)
 		obj.Status.ObservedGeneration = obj.Generation
-		r.wakeAt(req, time.Time{})
+		r.Alarm.Clear(req.NamespacedName)
 		return ctrl.Result{}, r.writeStatus(ctx, before, &obj)
 	}
 
@@ -110,27 +107,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, runErr
 	}
 	wait := requeueAfter(now, decisions)
-	logger.V(1).Info("Scheduled", "cronhpa", klog.KObj(&obj), "requeueAfter", wait)
-	if r.Alarm == nil {
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
-	var at time.Time
+	logger.V(1).Info("Scheduled", "cronhpa", klog.KObj(&obj), "wakeIn", wait)
 	if wait > 0 {
-		at = now.Add(wait)
-	}
-	r.wakeAt(req, at)
-	return ctrl.Result{}, nil
-}
-
-// wakeAt sets the object's wake-up in the alarm, or clears it when at is zero.
-func (r *Reconciler) wakeAt(req ctrl.Request, at time.Time) {
-	switch {
-	case r.Alarm == nil:
-	case at.IsZero():
+		r.Alarm.Set(req.NamespacedName, now.Add(wait))
+	} else {
 		r.Alarm.Clear(req.NamespacedName)
-	default:
-		r.Alarm.Set(req.NamespacedName, at)
 	}
+	return ctrl.Result{}, nil
 }
 
 func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *v1beta1.Compiled, now time.Time) decideInput {

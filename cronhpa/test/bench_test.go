@@ -66,14 +66,7 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	defer func() { _ = ctrlProc.Process.Kill(); _ = ctrlProc.Wait() }()
 
 	// 1. n Deployments and n CronHPAs with a far-future job; wait until all are reconciled.
-	framework.Parallel(b, n, 16, func(i int) error {
-		d := benchDeployment(ns, i)
-		if err := c.Create(ctx, d); err != nil {
-			return err
-		}
-		return c.Create(ctx, cronHPA(ns, d.Name, d.Name, v1beta1.Job{Name: "sale", Schedule: "@date 2099-11-11 00:00:00", TargetSize: 2}))
-	})
-	waitReconciled(b, c, ns, n)
+	createBenchObjects(b, c, ns, n)
 
 	// 2. Watch the Deployments, then move every job to a distinct future instant. Rescheduling
 	// costs each object one reconcile and status write; fires start only once all are done, so
@@ -85,11 +78,7 @@ func benchFireJitter(b *testing.B, n int, memLimit string) {
 	for i := range n {
 		instants[i] = start.Add(time.Duration(i) * time.Second / fireRate).Truncate(time.Second)
 	}
-	framework.Parallel(b, n, 16, func(i int) error {
-		patch := fmt.Sprintf(`{"spec":{"jobs":[{"name":"sale","schedule":"@date %s","targetSize":2}]}}`, instants[i].UTC().Format("2006-01-02 15:04:05"))
-		obj := &v1beta1.CronHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchName(i)}}
-		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
-	})
+	framework.Parallel(b, n, 16, func(i int) error { return patchSchedule(ctx, c, ns, i, instants[i]) })
 	waitReconciled(b, c, ns, n)
 	if time.Now().After(start) {
 		b.Fatalf("rescheduling %d objects took past the first fire time (%s); lower rescheduleRate", n, margin)
@@ -177,6 +166,28 @@ func saveHeapProfile(b *testing.B, addr string, n int) {
 		return
 	}
 	b.Logf("heap profile saved to %s", path)
+}
+
+// createBenchObjects creates n Deployments and n CronHPAs on them with a far-future job, and
+// waits until all are reconciled.
+func createBenchObjects(b *testing.B, c client.Client, ns string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	framework.Parallel(b, n, 16, func(i int) error {
+		d := benchDeployment(ns, i)
+		if err := c.Create(ctx, d); err != nil {
+			return err
+		}
+		return c.Create(ctx, cronHPA(ns, d.Name, d.Name, v1beta1.Job{Name: "sale", Schedule: "@date 2099-11-11 00:00:00", TargetSize: 2}))
+	})
+	waitReconciled(b, c, ns, n)
+}
+
+// patchSchedule moves bench object i's job to at.
+func patchSchedule(ctx context.Context, c client.Client, ns string, i int, at time.Time) error {
+	patch := fmt.Sprintf(`{"spec":{"jobs":[{"name":"sale","schedule":"@date %s","targetSize":2}]}}`, at.UTC().Format("2006-01-02 15:04:05"))
+	obj := &v1beta1.CronHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchName(i)}}
+	return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 }
 
 // waitReconciled waits until the controller has written status for the current generation of

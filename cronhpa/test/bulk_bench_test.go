@@ -2,16 +2,10 @@ package test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
 	"github.com/lockstep-dev/lockstep/test/framework"
 )
 
@@ -50,50 +44,25 @@ func benchFireDuringBulkEdit(b *testing.B) {
 	defer func() { _ = ctrlProc.Process.Kill(); _ = ctrlProc.Wait() }()
 
 	// Objects 0..bulkFires-1 fire; the others are edited. All start with a far-future job.
-	framework.Parallel(b, n, 16, func(i int) error {
-		d := benchDeployment(ns, i)
-		if err := c.Create(ctx, d); err != nil {
-			return err
-		}
-		return c.Create(ctx, cronHPA(ns, d.Name, d.Name, v1beta1.Job{Name: "sale", Schedule: "@date 2099-11-11 00:00:00", TargetSize: 2}))
-	})
-	waitReconciled(b, c, ns, n)
-
-	patchSchedule := func(i int, at time.Time) error {
-		patch := fmt.Sprintf(`{"spec":{"jobs":[{"name":"sale","schedule":"@date %s","targetSize":2}]}}`, at.UTC().Format("2006-01-02 15:04:05"))
-		obj := &v1beta1.CronHorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: benchName(i)}}
-		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
-	}
+	createBenchObjects(b, c, ns, n)
 	arrivals, stopWatch := watchScaled(b, cs, ns, bulkFires)
 	start := time.Now().Add(fireMargin).Truncate(time.Second).Add(time.Second)
 	instants := make([]time.Time, bulkFires)
 	for i := range bulkFires {
 		instants[i] = start.Add(time.Duration(i) * bulkSpread / bulkFires).Truncate(time.Second)
 	}
-	framework.Parallel(b, bulkFires, 16, func(i int) error { return patchSchedule(i, instants[i]) })
-	framework.Eventually(b, fireMargin, func(ctx context.Context) error {
-		var list v1beta1.CronHorizontalPodAutoscalerList
-		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-			return err
-		}
-		done := 0
-		for _, o := range list.Items {
-			if o.Status.ObservedGeneration == o.Generation {
-				done++
-			}
-		}
-		if done < n {
-			return fmt.Errorf("%d of %d objects reconciled", done, n)
-		}
-		return nil
-	})
+	framework.Parallel(b, bulkFires, 16, func(i int) error { return patchSchedule(ctx, c, ns, i, instants[i]) })
+	waitReconciled(b, c, ns, n)
+	if time.Now().After(start) {
+		b.Fatalf("scheduling %d fires took past the first fire time", bulkFires)
+	}
 
 	// The bulk edit lands just before the first fire: every edited object moves to another
 	// far-future date, costing a reconcile and a status write each.
 	time.Sleep(time.Until(start.Add(-time.Second)))
 	editStart := time.Now()
 	framework.Parallel(b, bulkEdits, 16, func(i int) error {
-		return patchSchedule(bulkFires+i, time.Date(2098, 11, 11, 0, 0, 0, 0, time.UTC))
+		return patchSchedule(ctx, c, ns, bulkFires+i, time.Date(2098, 11, 11, 0, 0, 0, 0, time.UTC))
 	})
 	editTook := time.Since(editStart)
 

@@ -10,7 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 )
@@ -25,6 +30,24 @@ type Config struct {
 	CloudMonitor *CloudMonitorConfig `json:"cloudMonitor,omitempty"`
 	// ARMS, when set, serves application metrics.
 	ARMS *ARMSConfig `json:"arms,omitempty"`
+}
+
+// Deps are what the Alibaba Cloud sources need besides their configuration.
+type Deps struct {
+	Clock clock.WithTicker
+	Log   logr.Logger
+	// Transport, when set, carries the API calls (tests).
+	Transport http.RoundTripper
+	// Observer, when set, returns what is told the duration and outcome of every API call
+	// of the named source ("cloudmonitor", "arms").
+	Observer func(source string) func(took time.Duration, err error)
+}
+
+func (d Deps) observe(source string) func(time.Duration, error) {
+	if d.Observer == nil {
+		return nil
+	}
+	return d.Observer(source)
 }
 
 // Source is a running Alibaba Cloud source.

@@ -122,6 +122,7 @@ func (s *ARMS) Evaluate(q series.Query, now int64) (series.Value, error) {
 	for _, c := range s.targets {
 		if c.object == q.Object {
 			t = c
+			break
 		}
 	}
 	switch {

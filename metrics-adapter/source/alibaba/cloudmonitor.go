@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/cms"
 	"github.com/go-logr/logr"
-	"k8s.io/utils/clock"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 )
@@ -118,24 +116,6 @@ type CloudMonitor struct {
 	targets    []*lbTarget
 	staleAfter time.Duration
 	log        logr.Logger
-}
-
-// Deps are what the Alibaba Cloud sources need besides their configuration.
-type Deps struct {
-	Clock clock.WithTicker
-	Log   logr.Logger
-	// Transport, when set, carries the API calls (tests).
-	Transport http.RoundTripper
-	// Observer, when set, returns what is told the duration and outcome of every API call
-	// of the named source ("cloudmonitor", "arms").
-	Observer func(source string) func(took time.Duration, err error)
-}
-
-func (d Deps) observe(source string) func(time.Duration, error) {
-	if d.Observer == nil {
-		return nil
-	}
-	return d.Observer(source)
 }
 
 var kinds = map[string]series.ObjectKind{"": series.ServiceObject, "Service": series.ServiceObject, "Ingress": series.IngressObject, "HTTPRoute": series.RouteObject}

@@ -42,11 +42,10 @@ const (
 	SecurityTokenFile   = "security-token"
 )
 
-// provider builds the SDK credentials provider the configuration names.
+// provider builds the SDK credentials provider the configuration names (Config checks that
+// at most one way is set).
 func (c Credentials) provider(region string) (credentials.CredentialsProvider, error) {
 	switch {
-	case c.SecretDir != "" && c.RRSA != nil:
-		return nil, errors.New("credentials: set secretDir or rrsa, not both")
 	case c.SecretDir != "":
 		p := &fileProvider{dir: c.SecretDir}
 		// A missing or empty file fails at start, not at the first query.
