@@ -25,24 +25,24 @@ help: ## Show this help.
 .PHONY: build
 build: ## Build every cmd/* binary into bin/.
 	@mkdir -p $(BIN)
-	@pkgs=$$(go list ./cmd/... 2>/dev/null); \
-	if [ -z "$$pkgs" ]; then echo "build: no binaries under cmd/ yet"; else go build -trimpath -ldflags="-s -w" -o $(BIN)/ $$pkgs; fi
+	pkgs=$$(go list ./cmd/...) && go build -trimpath -ldflags="-s -w" -o $(BIN)/ $$pkgs
 
 .PHONY: testbed
 testbed: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into bin/testbed/ (skips what exists).
 	$(TESTBED_CLI) build --root $(BIN)/testbed
 
 .PHONY: test
-test: verify lint testbed $(HELM) build ## Verify, lint, then run unit and integration tests on the test bed.
-	LOCKSTEP_HELM=$(HELM) go test $(TEST_FLAGS) ./...
+test: verify lint testbed $(HELM) build ## Verify, lint, unit tests with the race detector, then integration tests on the test bed.
+	unit=$$(hack/packages.sh unit) && env -u LOCKSTEP_UNIT_ONLY go test -race -count=1 $$unit
+	bed=$$(hack/packages.sh bed) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_HELM=$(HELM) go test $(TEST_FLAGS) $$bed
 
 .PHONY: unit
-unit: ## Run only the tests that need no test bed (quick).
+unit: ## Run only the tests that need no test bed (quick; tests that need it are skipped).
 	LOCKSTEP_UNIT_ONLY=1 go test -count=1 ./...
 
 .PHONY: e2e
-e2e: testbed ## Run end-to-end scenarios (build tag e2e) on the test bed.
-	go test -tags e2e $(TEST_FLAGS) ./test/e2e/...
+e2e: testbed build ## Run the end-to-end scenarios (build tag e2e): the sales event at full length and cronhpa failover.
+	env -u LOCKSTEP_UNIT_ONLY go test -tags e2e $(TEST_FLAGS) -v -run 'TestSalesEventFullLength|TestFailover' ./test/demo/ ./cronhpa/test/
 
 .PHONY: bench
 bench: testbed build ## Run benchmarks against the test bed and print their figures (about 15 minutes).

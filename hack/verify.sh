@@ -15,15 +15,24 @@ if ! go mod tidy -diff; then
   echo "verify: go.mod/go.sum are not tidy; run 'go mod tidy'"; status=1
 fi
 
-copy=$(mktemp -d)
-trap 'rm -rf "$copy"' EXIT
-git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} "$copy" 2>/dev/null || true
-(cd "$copy" && make --no-print-directory generate CONTROLLER_GEN="$CONTROLLER_GEN" >/dev/null)
-# Files only in the working tree (ignored build output and the like) are not generated: skip them.
-stale=$(diff -r -q -x .git -x bin . "$copy" 2>&1 | grep -v '^Only in \.' || true)
-if [ -n "$stale" ]; then
-  echo "verify: generated files are stale; run 'make generate':"
-  echo "$stale" | sed 's/^/  /'
+# Two copies of the files git sees (tracked and untracked, not ignored; deleted ones left out):
+# one as it is, one regenerated. Any difference is stale output, a generated file missing from
+# the tree, or an orphan that generation no longer produces.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/tree" "$work/generated"
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
+  if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+done > "$work/files"
+for dest in "$work/tree" "$work/generated"; do
+  xargs -0 -r cp -P --parents -t "$dest" < "$work/files"
+done
+if ! (cd "$work/generated" && make --no-print-directory generate CONTROLLER_GEN="$CONTROLLER_GEN" >/dev/null); then
+  echo "verify: make generate failed"; exit 1
+fi
+if ! stale=$(diff -r -q "$work/tree" "$work/generated"); then
+  echo "verify: generated files are stale, missing or orphaned; run 'make generate' (and remove orphans):"
+  echo "$stale" | sed "s|$work/tree|tree|g; s|$work/generated|generated|g; s/^/  /"
   status=1
 fi
 exit $status

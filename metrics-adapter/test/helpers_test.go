@@ -60,7 +60,17 @@ func averageValue(v string) autoscalingv2.MetricTarget {
 // waitReplicas waits until the Deployment's spec.replicas is want.
 func waitReplicas(t *testing.T, cs kubernetes.Interface, ns, name string, want int32, timeout time.Duration) {
 	t.Helper()
-	framework.Eventually(t, timeout, func(ctx context.Context) error {
+	framework.Eventually(t, timeout, replicasAre(cs, ns, name, want))
+}
+
+// keepsReplicas checks that the deployment stays at want replicas for the whole period.
+func keepsReplicas(t *testing.T, cs kubernetes.Interface, ns, name string, want int32, period time.Duration) {
+	t.Helper()
+	framework.Consistently(t, period, replicasAre(cs, ns, name, want))
+}
+
+func replicasAre(cs kubernetes.Interface, ns, name string, want int32) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -69,7 +79,7 @@ func waitReplicas(t *testing.T, cs kubernetes.Interface, ns, name string, want i
 			return fmt.Errorf("deployment %s has %d replicas, want %d", name, got, want)
 		}
 		return nil
-	})
+	}
 }
 
 // metricValue is what the custom and external metrics APIs return, reduced to the values.

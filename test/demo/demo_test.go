@@ -16,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 3, HPASyncPeriod: 2 * time.Second})
+	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 3, HPASyncPeriod: hpaSyncPeriod})
 }
 
 // lines collects what the demo prints, for the failure message.
@@ -37,22 +37,18 @@ func (l *lines) String() string {
 	return l.b.String()
 }
 
-// The sales event of `make demo`, on a shorter clock: the cron floors come up at the warm-up,
-// checkout follows the ingress QPS past them during the flood, and everything comes back down
-// after the sale.
-func TestSalesEvent(t *testing.T) {
+// checkSalesEvent plays the scenario with the given timings and checks what each tier does:
+// the cron floors come up at the warm-up, checkout follows the ingress QPS past them during the
+// flood, and everything comes back down after the sale. slack is added to every wait.
+func checkSalesEvent(t *testing.T, timing scenarioOptions, slack time.Duration) {
 	env := framework.Env(t)
 	cs := framework.Clientset(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lines{}
 	done := make(chan error, 1)
-	go func() {
-		done <- play(ctx, env, scenarioOptions{
-			warmUpIn: 10 * time.Second, floodAfter: 10 * time.Second, saleLength: 60 * time.Second,
-			zone: "Asia/Shanghai", repo: filepath.Join("..", ".."),
-			kubeconfig: env.Kubeconfig, out: out,
-		})
-	}()
+	timing.zone, timing.repo = "Asia/Shanghai", filepath.Join("..", "..")
+	timing.kubeconfig, timing.out = env.Kubeconfig, out
+	go func() { done <- play(ctx, env, timing) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -76,13 +72,13 @@ func TestSalesEvent(t *testing.T) {
 	}
 	is := func(n int32) func(int32) bool { return func(v int32) bool { return v == n } }
 	// Warm-up: both tiers raised on schedule, before any extra traffic.
-	framework.Eventually(t, 40*time.Second, replicas("ingress-gateway", is(8), "8 after the warm-up"))
+	framework.Eventually(t, timing.warmUpIn+30*time.Second, replicas("ingress-gateway", is(8), "8 after the warm-up"))
 	framework.Eventually(t, 20*time.Second, replicas("checkout", is(12), "the floor of 12 after the warm-up"))
 	// The flood: 1,800 req/s at 100 per pod takes checkout past its floor.
-	framework.Eventually(t, 50*time.Second, replicas("checkout", func(v int32) bool { return v >= 16 }, "16 or more in the flood"))
+	framework.Eventually(t, timing.floodAfter+40*time.Second+slack, replicas("checkout", func(v int32) bool { return v >= 16 }, "16 or more in the flood"))
 	// After the sale: floors down, traffic down, the HPA returns checkout to 2.
-	framework.Eventually(t, 60*time.Second, replicas("ingress-gateway", is(2), "2 after the sale"))
-	framework.Eventually(t, 90*time.Second, replicas("checkout", is(2), "2 after the sale"))
+	framework.Eventually(t, timing.saleLength+slack, replicas("ingress-gateway", is(2), "2 after the sale"))
+	framework.Eventually(t, 90*time.Second+5*slack, replicas("checkout", is(2), "2 after the sale"))
 	if !strings.Contains(out.String(), "1800 req/s at the ingress") {
 		t.Errorf("the demo did not print the flood")
 	}

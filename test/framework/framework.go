@@ -15,7 +15,8 @@ import (
 )
 
 // UnitOnlyEnv names the environment variable that, set to 1, runs a package's tests without
-// starting a test bed; tests that need one are skipped. `make unit` sets it; `make test` never does.
+// starting a test bed; tests that need one are skipped. `make unit` sets it; `make test` clears it.
+// Without it, a test that needs the bed and finds none fails: a suite cannot pass by not testing.
 const UnitOnlyEnv = "LOCKSTEP_UNIT_ONLY"
 
 var shared *testbed.Env
@@ -27,7 +28,7 @@ func Main(m *testing.M, opts testbed.Options) {
 }
 
 func run(m *testing.M, opts testbed.Options) int {
-	if os.Getenv(UnitOnlyEnv) == "1" {
+	if UnitOnly() {
 		return m.Run()
 	}
 	start := time.Now()
@@ -54,14 +55,22 @@ func run(m *testing.M, opts testbed.Options) int {
 	return code
 }
 
-// Env returns the package's test bed, skipping the test in unit-only runs.
+// Env returns the package's test bed. In unit-only runs (UnitOnlyEnv=1) it skips the test;
+// otherwise a missing bed (TestMain does not call framework.Main) fails it.
 func Env(t testing.TB) *testbed.Env {
 	t.Helper()
-	if shared == nil {
-		t.Skipf("needs the test bed (%s=1 is set, or TestMain does not call framework.Main)", UnitOnlyEnv)
+	if shared != nil {
+		return shared
 	}
-	return shared
+	if UnitOnly() {
+		t.Skipf("needs the test bed (%s=1 asks for unit tests only)", UnitOnlyEnv)
+	}
+	t.Fatalf("needs the test bed, but none was started: the package's TestMain must call framework.Main (or set %s=1 for unit tests only)", UnitOnlyEnv)
+	return nil
 }
+
+// UnitOnly reports whether unit-only mode was asked for explicitly.
+func UnitOnly() bool { return os.Getenv(UnitOnlyEnv) == "1" }
 
 // Clientset returns an admin clientset for the package's test bed.
 func Clientset(t testing.TB) *kubernetes.Clientset {
@@ -110,6 +119,27 @@ func Eventually(t testing.TB, timeout time.Duration, check func(ctx context.Cont
 		select {
 		case <-ctx.Done():
 			t.Fatalf("condition not met within %s: %v", timeout, err)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Consistently checks that check keeps returning nil for the whole duration, polling every
+// 100 ms, and fails the test at the first error: the way to assert that nothing happens.
+func Consistently(t testing.TB, duration time.Duration, check func(ctx context.Context) error) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	const interval = 100 * time.Millisecond
+	for {
+		// An error caused by the context ending mid-check is the end of the period, not a break.
+		if err := check(ctx); err != nil && ctx.Err() == nil {
+			t.Fatalf("condition broken after %s of %s: %v", time.Since(start).Round(time.Millisecond), duration, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
 		case <-time.After(interval):
 		}
 	}

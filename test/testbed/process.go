@@ -108,6 +108,18 @@ func (p *process) stop() error {
 	return nil
 }
 
+// kill sends SIGKILL to the process group and waits for the exit.
+func (p *process) kill() error {
+	if p.exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // logTail returns the last lines of the process log, for error messages.
 func (p *process) logTail(lines int) string {
 	data, err := os.ReadFile(p.logPath)

@@ -26,6 +26,9 @@ func (e *Env) Run(name, binary string, args ...string) (*Process, error) {
 // Stop sends SIGTERM, then SIGKILL after a grace period, and waits for the exit.
 func (p *Process) Stop() error { return p.p.stop() }
 
+// Kill sends SIGKILL to the process group (a crash: no shutdown code runs) and waits for the exit.
+func (p *Process) Kill() error { return p.p.kill() }
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool { return p.p.exited() }
 
