@@ -93,8 +93,13 @@ func TestChartInstalls(t *testing.T) {
 		{"autoscaling.alibabacloud.com", "cronhorizontalpodautoscalers", "status", "update", true},
 		{"apps", "deployments", "scale", "update", true},
 		{"apps", "statefulsets", "scale", "get", true},
-		{"autoscaling", "horizontalpodautoscalers", "", "update", true},
-		{"events.k8s.io", "events", "", "create", true},
+		// HPA bounds are patched (only minReplicas and maxReplicas), never updated whole.
+		{"autoscaling", "horizontalpodautoscalers", "", "patch", true},
+		{"autoscaling", "horizontalpodautoscalers", "", "update", false},
+		// Events are recorded through core/v1 (internal/eventrec), not events.k8s.io.
+		{"", "events", "", "create", true},
+		{"", "events", "", "patch", true},
+		{"events.k8s.io", "events", "", "create", false},
 		{"coordination.k8s.io", "leases", "", "update", true},
 		{"apps", "deployments", "", "delete", false},
 		{"", "secrets", "", "get", false},

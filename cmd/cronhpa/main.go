@@ -29,6 +29,9 @@ func run() error {
 	flag.StringVar(&opts.PprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof profiles (0 disables)")
 	flag.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader so that only one replica acts")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's namespace when empty)")
+	flag.DurationVar(&opts.LeaseDuration, "leader-elect-lease-duration", cronhpa.DefaultLeaseDuration, "how long a standby waits after the leader's last renewal before taking over (a crashed leader is replaced within about this plus the retry period)")
+	flag.DurationVar(&opts.RenewDeadline, "leader-elect-renew-deadline", cronhpa.DefaultRenewDeadline, "how long the leader keeps trying to renew before it stops acting")
+	flag.DurationVar(&opts.RetryPeriod, "leader-elect-retry-period", cronhpa.DefaultRetryPeriod, "how often the leader renews and standbys try to take over")
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "port of the validating webhook (0 disables it)")
 	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "", "directory with tls.crt and tls.key for the webhook")
 	flag.StringVar(&timezone, "default-timezone", envOr("TZ", "UTC"), "IANA time zone for objects without spec.timezone (default: $TZ, else UTC)")
@@ -51,6 +54,9 @@ func run() error {
 	}
 	if opts.Workers <= 0 {
 		return fmt.Errorf("--workers must be positive, got %d", opts.Workers)
+	}
+	if err := cronhpa.ValidateLeaderElection(opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod); err != nil {
+		return fmt.Errorf("--leader-elect-*: %w", err)
 	}
 	if *qps <= 0 || *burst <= 0 {
 		return fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive")

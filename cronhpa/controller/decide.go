@@ -59,6 +59,8 @@ type jobDecision struct {
 	submitted time.Time
 	// fresh means the status record must be (re)created: new job or changed schedule.
 	fresh bool
+	// waiting means instant failed before and its next retry is not due yet.
+	waiting bool
 }
 
 // decide computes, for every job, what to do now and when it next runs. It is pure.
@@ -97,7 +99,15 @@ func decideJob(in decideInput, j jobInput) jobDecision {
 		d.next = time.Time{} // the due instant is its one run.
 	}
 	d.action = classify(in, rec, d)
+	if d.action == ActionRun && retryPending(rec, d.instant, in.now) {
+		d.action, d.waiting = ActionNone, true
+	}
 	return d
+}
+
+// retryPending says whether instant failed before and its next retry is still to come.
+func retryPending(rec *v1beta1.Condition, instant, now time.Time) bool {
+	return rec != nil && rec.Retry != nil && rec.Retry.ScheduleTime.Time.Equal(instant) && now.Before(rec.Retry.NextTime.Time)
 }
 
 // submittedTime is when the job's incarnation starts counting scheduled times.
@@ -128,19 +138,40 @@ func classify(in decideInput, rec *v1beta1.Condition, d jobDecision) Action {
 	}
 }
 
-// requeueAfter is how long until the earliest next activation, or zero if none is scheduled.
-func requeueAfter(now time.Time, decisions []jobDecision) time.Duration {
+// Retry backoff of a failing scheduled time: doubling from RetryBase up to RetryMax, and never
+// past the time's starting deadline.
+const (
+	RetryBase = time.Second
+	RetryMax  = 30 * time.Second
+)
+
+// retryBackoff is the pause after the given number of failed attempts (1 or more).
+func retryBackoff(attempts int32) time.Duration {
+	d := RetryBase
+	for i := int32(1); i < attempts && d < RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, RetryMax)
+}
+
+// nextWake is the earliest time any job of the object needs attention, from its final job
+// records: a job's next activation, the next retry of a failing time, and the moment that
+// time's starting deadline passes (to record the give-up). Zero when nothing is scheduled.
+func nextWake(records []v1beta1.Condition, deadline time.Duration) time.Time {
 	var earliest time.Time
-	for _, d := range decisions {
-		if !d.next.IsZero() && (earliest.IsZero() || d.next.Before(earliest)) {
-			earliest = d.next
+	consider := func(t time.Time) {
+		if !t.IsZero() && (earliest.IsZero() || t.Before(earliest)) {
+			earliest = t
 		}
 	}
-	if earliest.IsZero() {
-		return 0
+	for _, r := range records {
+		if r.NextScheduleTime != nil {
+			consider(r.NextScheduleTime.Time)
+		}
+		if r.Retry != nil {
+			consider(r.Retry.NextTime.Time)
+			consider(r.Retry.ScheduleTime.Add(deadline + time.Millisecond))
+		}
 	}
-	if wait := earliest.Sub(now); wait > 0 {
-		return wait
-	}
-	return time.Millisecond
+	return earliest
 }

@@ -82,6 +82,21 @@ func TestDecide(t *testing.T) {
 			now: "2026-11-22T10:32:00Z", record: rec(v1beta1.Failed, "2026-11-22T09:00:00Z", "2026-11-22T10:20:00Z", "2026-11-22T10:31:00Z"),
 			want: ActionRun, instant: "2026-11-22T10:30:00Z", next: "2026-11-22T10:40:00Z",
 		},
+		"failing time waits for its retry": {
+			now: "2026-11-22T10:31:00Z", record: withRetry(rec(v1beta1.Failed, "2026-11-22T09:00:00Z", "2026-11-22T10:20:00Z", "2026-11-22T10:30:30Z"),
+				"2026-11-22T10:30:00Z", 3, "2026-11-22T10:31:02Z"),
+			want: ActionNone, instant: "2026-11-22T10:30:00Z", next: "2026-11-22T10:40:00Z",
+		},
+		"failing time retries when its retry is due": {
+			now: "2026-11-22T10:31:02Z", record: withRetry(rec(v1beta1.Failed, "2026-11-22T09:00:00Z", "2026-11-22T10:20:00Z", "2026-11-22T10:30:30Z"),
+				"2026-11-22T10:30:00Z", 3, "2026-11-22T10:31:02Z"),
+			want: ActionRun, instant: "2026-11-22T10:30:00Z", next: "2026-11-22T10:40:00Z",
+		},
+		"a newer time does not wait for the retry of an older one": {
+			now: "2026-11-22T10:40:01Z", record: withRetry(rec(v1beta1.Failed, "2026-11-22T09:00:00Z", "2026-11-22T10:20:00Z", "2026-11-22T10:34:00Z"),
+				"2026-11-22T10:30:00Z", 5, "2026-11-22T10:45:00Z"),
+			want: ActionRun, instant: "2026-11-22T10:40:00Z", next: "2026-11-22T10:50:00Z",
+		},
 		"excluded day is skipped": {
 			now: "2026-11-20T10:10:01Z", record: rec(v1beta1.Succeed, "2026-11-19T00:00:00Z", "2026-11-20T10:00:00Z", "2026-11-20T10:00:00Z"),
 			excl: fridays, want: ActionSkip, instant: "2026-11-20T10:10:00Z", next: "2026-11-20T10:20:00Z",
@@ -136,6 +151,11 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withRetry(c *v1beta1.Condition, instant string, attempts int32, next string) *v1beta1.Condition {
+	c.Retry = &v1beta1.JobRetry{ScheduleTime: *mt(instant), Attempts: attempts, NextTime: *mt(next)}
+	return c
 }
 
 func TestHPABounds(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 // disagree with the objects' status.
 type Metrics struct {
 	executions *prometheus.CounterVec
+	runErrors  prometheus.Counter
 	fireLag    prometheus.Histogram
 }
 
@@ -25,21 +26,27 @@ func NewMetrics(reg prometheus.Registerer, cache client.Reader) *Metrics {
 	m := &Metrics{
 		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "lockstep", Subsystem: "cronhpa", Name: "executions_total",
-			Help: "Scheduled times handled, by resulting state (Succeed, Failed, Missed, Skipped).",
+			Help: "Scheduled times handled, by final state (Succeed, Failed after the starting deadline, Missed, Skipped); retries of one time count once.",
 		}, []string{"state"}),
+		runErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "lockstep", Subsystem: "cronhpa", Name: "run_errors_total",
+			Help: "Failed attempts to scale for a scheduled time; each is retried until the starting deadline.",
+		}),
 		fireLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "lockstep", Subsystem: "cronhpa", Name: "fire_lag_seconds",
 			Help:    "Delay from a job's scheduled time to its scale change being applied.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
 		}),
 	}
-	reg.MustRegister(m.executions, m.fireLag, &stateCollector{cache: cache})
+	reg.MustRegister(m.executions, m.runErrors, m.fireLag, &stateCollector{cache: cache})
 	return m
 }
 
 func (m *Metrics) execution(state v1beta1.JobState) {
 	m.executions.WithLabelValues(string(state)).Inc()
 }
+
+func (m *Metrics) runFailed() { m.runErrors.Inc() }
 
 func (m *Metrics) fired(lag time.Duration) { m.fireLag.Observe(lag.Seconds()) }
 

@@ -2,9 +2,9 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -24,8 +25,8 @@ import (
 )
 
 // Reconciler runs the jobs of CronHorizontalPodAutoscalers. Every object has at most one
-// pending wake-up at its earliest next activation, in the Alarm: one timer heap for all
-// objects, no goroutine or cron engine per job.
+// pending wake-up, at the earliest of its jobs' next activations, retries and deadlines, in the
+// Alarm: one timer heap for all objects, no goroutine or cron engine per job.
 type Reconciler struct {
 	Client   client.Client
 	Scaler   *Scaler
@@ -36,15 +37,17 @@ type Reconciler struct {
 	DefaultLocation *time.Location
 	// DefaultDeadline applies to objects without spec.startingDeadlineSeconds.
 	DefaultDeadline time.Duration
-	// Alarm wakes objects at their next activation with FirePriority.
+	// Alarm wakes objects when a job needs attention, with FirePriority.
 	Alarm *Alarm
+
+	memoOnce sync.Once
+	handled  *memo
 }
 
 // +kubebuilder:rbac:groups=autoscaling.alibabacloud.com,resources=cronhorizontalpodautoscalers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=autoscaling.alibabacloud.com,resources=cronhorizontalpodautoscalers/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=*,resources=*/scale,verbs=get;update;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch
 
@@ -54,24 +57,32 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int, skipNameVal
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1beta1.CronHorizontalPodAutoscaler{}).
 		Named("cronhpa").
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: workers,
+			SkipNameValidation:      &skipNameValidation,
+			// The Alarm's FirePriority only orders work in controller-runtime's priority queue;
+			// ask for it rather than depend on the default.
+			UsePriorityQueue: ptr.To(true),
+		}).
 		WatchesRawSource(r.Alarm).
 		Complete(r)
 }
 
-// Reconcile handles one object: gather, decide, act, then write status once.
+// Reconcile handles one object: gather, decide, act, then patch status once.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	var obj v1beta1.CronHorizontalPodAutoscaler
 	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Alarm.Clear(req.NamespacedName)
+			r.memo().forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading %s: %w", req, err)
 	}
 	before := obj.DeepCopy()
 	now := r.Clock.Now()
+	memo := r.memo()
 
 	compiled, verrs := obj.Compile(r.DefaultLocation)
 	if len(verrs) > 0 {
@@ -83,37 +94,51 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		setCondition(&obj, v1beta1.ConditionReady, metav1.ConditionFalse, v1beta1.ReasonInvalidSpec, msg)
 		obj.Status.ObservedGeneration = obj.Generation
 		r.Alarm.Clear(req.NamespacedName)
-		return ctrl.Result{}, r.writeStatus(ctx, before, &obj)
+		return r.writeStatus(ctx, before, &obj)
 	}
 
+	// Records this controller wrote that the cache does not show yet count as written: a
+	// scheduled time is not run again because our own status write is still on its way.
+	obj.Status.Conditions = memo.overlay(req.NamespacedName, obj.UID, obj.Status.Conditions)
 	in := r.gather(&obj, compiled, now)
 	decisions := decide(in)
-	results, runErr := r.act(ctx, &obj, decisions)
+	results := r.act(ctx, &obj, decisions)
 
-	obj.Status.Conditions = jobRecords(&obj, decisions, results, now)
+	obj.Status.Conditions = jobRecords(&obj, decisions, results, now, in.deadline)
 	obj.Status.ScaleTargetRef = obj.Spec.ScaleTargetRef
 	obj.Status.ExcludeDates = obj.Spec.ExcludeDates
 	obj.Status.CronMode = obj.Spec.CronMode
 	obj.Status.ObservedGeneration = obj.Generation
 	summarize(&obj.Status)
 	r.setReadiness(ctx, &obj)
+	if acted(decisions) {
+		memo.remember(req.NamespacedName, obj.UID, obj.Status.Conditions)
+	}
 
-	if err := r.writeStatus(ctx, before, &obj); err != nil {
-		return ctrl.Result{}, err
-	}
-	if runErr != nil {
-		// Returning the error retries with the controller's exponential backoff until the
-		// starting deadline passes, when decide turns the time into GiveUp.
-		return ctrl.Result{}, runErr
-	}
-	wait := requeueAfter(now, decisions)
-	logger.V(1).Info("Scheduled", "cronhpa", klog.KObj(&obj), "wakeIn", wait)
-	if wait > 0 {
-		r.Alarm.Set(req.NamespacedName, now.Add(wait))
+	// The wake-up is armed before the status write, whatever its outcome: a failing job (or
+	// a failing write) never holds back its siblings' activations or its own retries.
+	if wake := nextWake(obj.Status.Conditions, in.deadline); !wake.IsZero() {
+		logger.V(1).Info("Scheduled", "cronhpa", klog.KObj(&obj), "wakeAt", wake)
+		r.Alarm.Set(req.NamespacedName, wake)
 	} else {
 		r.Alarm.Clear(req.NamespacedName)
 	}
-	return ctrl.Result{}, nil
+	return r.writeStatus(ctx, before, &obj)
+}
+
+// acted says whether any decision handled a scheduled time.
+func acted(decisions []jobDecision) bool {
+	for _, d := range decisions {
+		if d.action != ActionNone {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Reconciler) memo() *memo {
+	r.memoOnce.Do(func() { r.handled = newMemo() })
+	return r.handled
 }
 
 func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *v1beta1.Compiled, now time.Time) decideInput {
@@ -142,10 +167,10 @@ func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *
 }
 
 // act runs the due jobs in spec order and emits one event per handled scheduled time, with
-// the state as reason, as the reference does.
-func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAutoscaler, decisions []jobDecision) (map[string]runResult, error) {
+// the state as reason, as the reference does. A failed run is an outcome, not an error: it is
+// recorded and retried on its own schedule (the job record's retry).
+func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAutoscaler, decisions []jobDecision) map[string]runResult {
 	results := map[string]runResult{}
-	var errs []error
 	for i, d := range decisions {
 		job := obj.Spec.Jobs[i]
 		switch d.action {
@@ -155,9 +180,9 @@ func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAuto
 			outcome, err := r.Scaler.Scale(ctx, obj.Namespace, obj.Spec.ScaleTargetRef, job.TargetSize)
 			results[job.Name] = runResult{outcome: outcome, err: err}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("job %s: %w", job.Name, err))
+				log.FromContext(ctx).Info("Job failed, retrying", "cronhpa", klog.KObj(obj), "job", job.Name, "scheduled", d.instant, "err", err.Error())
 				r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, string(v1beta1.Failed), "Scale", "cron hpa job %s failed, retrying until the starting deadline: %v", job.Name, err)
-				r.Metrics.execution(v1beta1.Failed)
+				r.Metrics.runFailed()
 				continue
 			}
 			r.Metrics.fired(r.Clock.Since(d.instant))
@@ -174,7 +199,7 @@ func (r *Reconciler) act(ctx context.Context, obj *v1beta1.CronHorizontalPodAuto
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, string(v1beta1.Failed), "Scale", "cron hpa job %s gave up on %s after the starting deadline", job.Name, d.instant.UTC().Format(time.RFC3339))
 		}
 	}
-	return results, errors.Join(errs...)
+	return results
 }
 
 // setReadiness sets the Ready and TargetControlledByHPA conditions.
@@ -209,18 +234,25 @@ func (r *Reconciler) setReadiness(ctx context.Context, obj *v1beta1.CronHorizont
 	setCondition(obj, v1beta1.ConditionReady, metav1.ConditionTrue, v1beta1.ReasonScheduled, "jobs scheduled: "+strings.Join(names, ", "))
 }
 
-// writeStatus updates status once, if it changed. The update carries the resourceVersion
-// read at the start, so a concurrent writer makes it fail with a conflict and the object is
-// requeued instead of a scheduled time being recorded twice.
-func (r *Reconciler) writeStatus(ctx context.Context, before, after *v1beta1.CronHorizontalPodAutoscaler) error {
+// conflictRequeue is when an object whose status write conflicted is reconciled again.
+const conflictRequeue = time.Second
+
+// writeStatus patches status once, if it changed. The patch carries the resourceVersion read
+// at the start, so a concurrent writer makes it fail with a conflict; the object is then
+// requeued, and the memo keeps what this reconcile did from being done again.
+func (r *Reconciler) writeStatus(ctx context.Context, before, after *v1beta1.CronHorizontalPodAutoscaler) (ctrl.Result, error) {
 	if equality.Semantic.DeepEqual(before.Status, after.Status) {
-		return nil
+		return ctrl.Result{}, nil
 	}
-	if err := r.Client.Status().Update(ctx, after); err != nil {
+	patch := client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Status().Patch(ctx, after, patch); err != nil {
 		if apierrors.IsConflict(err) {
-			return fmt.Errorf("status of %s changed meanwhile, retrying: %w", klog.KObj(after), err)
+			// The change that conflicted reaches the cache as an event and reconciles the object
+			// again; the requeue is a fallback.
+			log.FromContext(ctx).V(1).Info("Status changed meanwhile, requeueing", "cronhpa", klog.KObj(after))
+			return ctrl.Result{RequeueAfter: conflictRequeue}, nil
 		}
-		return fmt.Errorf("writing status of %s: %w", klog.KObj(after), err)
+		return ctrl.Result{}, fmt.Errorf("writing status of %s: %w", klog.KObj(after), err)
 	}
-	return nil
+	return ctrl.Result{}, nil
 }

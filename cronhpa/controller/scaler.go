@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -22,6 +23,9 @@ var hpaGroupKind = schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAu
 // subresource, so any scalable kind works, whatever version a manifest names.
 type Scaler struct {
 	Client client.Client
+	// Reader reads HPAs from the API server rather than the cache: bounds are patched with
+	// test operations on the values read, which a stale copy would fail. Client when nil.
+	Reader client.Reader
 	Mapper meta.RESTMapper
 	Scales scale.ScalesGetter
 }
@@ -108,7 +112,11 @@ func hpaBounds(minReplicas, maxReplicas, cur, t int32) (newMin, newMax int32, sc
 
 func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int32) (scaleOutcome, error) {
 	var hpa autoscalingv2.HorizontalPodAutoscaler
-	if err := s.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &hpa); err != nil {
+	reader := s.Reader
+	if reader == nil {
+		reader = s.Client
+	}
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &hpa); err != nil {
 		return scaleOutcome{}, fmt.Errorf("reading HPA %s/%s: %w", namespace, name, err)
 	}
 	target := hpa.Spec.ScaleTargetRef
@@ -128,10 +136,12 @@ func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int3
 	newMin, newMax, scaleTo := hpaBounds(oldMin, hpa.Spec.MaxReplicas, sc.Spec.Replicas, size)
 	out := scaleOutcome{current: sc.Spec.Replicas, desired: size}
 	if newMin != oldMin || newMax != hpa.Spec.MaxReplicas {
-		hpa.Spec.MinReplicas = &newMin
-		hpa.Spec.MaxReplicas = newMax
-		if err := s.Client.Update(ctx, &hpa); err != nil {
-			return out, fmt.Errorf("updating HPA %s/%s bounds to [%d, %d]: %w", namespace, name, newMin, newMax, err)
+		patch, err := boundsPatch(hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas, newMin, newMax)
+		if err != nil {
+			return out, err
+		}
+		if err := s.Client.Patch(ctx, &hpa, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+			return out, fmt.Errorf("patching HPA %s/%s bounds to [%d, %d]: %w", namespace, name, newMin, newMax, err)
 		}
 	}
 	if scaleTo > sc.Spec.Replicas {
@@ -143,6 +153,30 @@ func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int3
 	out.message = fmt.Sprintf("HPA minReplicas:%d->%d, maxReplicas:%d->%d, current replicas:%d, desired replicas:%d",
 		oldMin, newMin, hpa.Spec.MaxReplicas, newMax, sc.Spec.Replicas, size)
 	return out, nil
+}
+
+// boundsPatch is a JSON patch that moves an HPA's bounds from what was read to the new ones. It
+// touches only spec.minReplicas and spec.maxReplicas, and its test operations make it fail
+// (422, to be retried) if either changed since it was read; the HPA controller's status writes,
+// every sync, never conflict with it.
+func boundsPatch(oldMin *int32, oldMax, newMin, newMax int32) ([]byte, error) {
+	type op struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value any    `json:"value"`
+	}
+	ops := []op{{"test", "/spec/maxReplicas", oldMax}}
+	setMin := "add" // minReplicas may be absent (defaulted to 1 by the API server)
+	if oldMin != nil {
+		ops = append(ops, op{"test", "/spec/minReplicas", *oldMin})
+		setMin = "replace"
+	}
+	ops = append(ops, op{"replace", "/spec/maxReplicas", newMax}, op{setMin, "/spec/minReplicas", newMin})
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the HPA bounds patch: %w", err)
+	}
+	return b, nil
 }
 
 // controllingHPA returns the name of an HPA in namespace that scales the same object as ref

@@ -19,7 +19,7 @@ type runResult struct {
 
 // jobRecords builds the per-job status records (the reference's status.conditions) from the
 // decisions and the results of the runs. Records of removed jobs are dropped.
-func jobRecords(obj *v1beta1.CronHorizontalPodAutoscaler, decisions []jobDecision, results map[string]runResult, now time.Time) []v1beta1.Condition {
+func jobRecords(obj *v1beta1.CronHorizontalPodAutoscaler, decisions []jobDecision, results map[string]runResult, now time.Time, deadline time.Duration) []v1beta1.Condition {
 	old := make(map[string]v1beta1.Condition, len(obj.Status.Conditions))
 	for _, c := range obj.Status.Conditions {
 		old[c.Name] = c
@@ -40,22 +40,28 @@ func jobRecords(obj *v1beta1.CronHorizontalPodAutoscaler, decisions []jobDecisio
 			rec.NextScheduleTime = nil
 			rec.Message = "cronMode is Disable: the job does not run"
 		}
-		applyAction(&rec, d, results[job.Name], now)
+		applyAction(&rec, d, results[job.Name], now, deadline)
 		out = append(out, rec)
 	}
 	return out
 }
 
-func applyAction(rec *v1beta1.Condition, d jobDecision, res runResult, now time.Time) {
+func applyAction(rec *v1beta1.Condition, d jobDecision, res runResult, now time.Time, deadline time.Duration) {
 	instant := d.instant.UTC().Format(time.RFC3339)
 	switch d.action {
 	case ActionNone:
+		if !d.waiting {
+			rec.Retry = nil // a retry of a time that is no longer due (schedule changed, disabled)
+		}
 		return
 	case ActionRun:
 		if res.err != nil {
-			// The time stays due and is retried until the starting deadline; then GiveUp.
+			// The time stays due and is retried on its own backoff until the starting
+			// deadline; then GiveUp.
+			rec.Retry = nextRetry(rec.Retry, d.instant, now, deadline)
 			rec.State = v1beta1.Failed
-			rec.Message = fmt.Sprintf("cron hpa job %s failed for %s, retrying: %v", d.name, instant, res.err)
+			rec.Message = fmt.Sprintf("cron hpa job %s failed for %s (attempt %d), retrying at %s: %v", d.name, instant,
+				rec.Retry.Attempts, rec.Retry.NextTime.UTC().Format(time.RFC3339), res.err)
 			rec.LastProbeTime = metav1.NewTime(now)
 			return
 		}
@@ -73,6 +79,21 @@ func applyAction(rec *v1beta1.Condition, d jobDecision, res runResult, now time.
 	}
 	rec.LastScheduleTime = timePtr(d.instant)
 	rec.LastProbeTime = metav1.NewTime(now)
+	rec.Retry = nil
+}
+
+// nextRetry counts one more failed attempt at instant and schedules the next, at the latest
+// at the starting deadline (the last attempt).
+func nextRetry(prev *v1beta1.JobRetry, instant, now time.Time, deadline time.Duration) *v1beta1.JobRetry {
+	attempts := int32(1)
+	if prev != nil && prev.ScheduleTime.Time.Equal(instant) {
+		attempts = prev.Attempts + 1
+	}
+	next := now.Add(retryBackoff(attempts))
+	if last := instant.Add(deadline); next.After(last) && now.Before(last) {
+		next = last
+	}
+	return &v1beta1.JobRetry{ScheduleTime: metav1.NewTime(instant), Attempts: attempts, NextTime: metav1.NewTime(next)}
 }
 
 // summarize fills the object-level times from the job records.

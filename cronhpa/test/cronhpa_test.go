@@ -92,8 +92,7 @@ func TestRepeatingAndRunOnce(t *testing.T) {
 	waitReplicas(t, c, ns, "once", 3, 5*time.Second)
 	// Put the replicas back by hand: a finished runOnce job must not act again.
 	setReplicas(t, c, ns, "once", 1)
-	time.Sleep(5 * time.Second)
-	waitReplicas(t, c, ns, "once", 1, time.Second)
+	keepsReplicas(t, c, ns, "once", 1, 5*time.Second)
 	again := jobRecord(t, c, ns, "once", "tick", time.Second, succeeded)
 	if !again.LastScheduleTime.Equal(once.LastScheduleTime) || again.NextScheduleTime != nil {
 		t.Fatalf("runOnce job ran again: before %+v after %+v", once, again)

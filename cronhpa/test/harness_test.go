@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -58,7 +59,15 @@ const webhookConfigName = "lockstep-cronhpa"
 
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
-	framework.Main(m, testbed.Options{})
+	// kube-controller-manager runs the HPA controller, so HPAs get status writes every second
+	// as in a cluster (and the controllers that make namespaces usable); the workload
+	// controllers stay off: these tests watch spec.replicas, not pods.
+	framework.Main(m, testbed.Options{
+		ControllerManager: true,
+		HPASyncPeriod:     time.Second,
+		ControllerManagerFlags: []string{"--controllers=horizontal-pod-autoscaler-controller,namespace-controller," +
+			"serviceaccount-controller,garbage-collector-controller"},
+	})
 }
 
 // setup installs the CRD and the webhook configuration and starts the controller, once per
@@ -90,7 +99,7 @@ func newClient(t testing.TB, env *testbed.Env) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, add := range []func(*runtime.Scheme) error{apiextensionsv1.AddToScheme, appsv1.AddToScheme, eventsv1.AddToScheme, admissionregistrationv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{apiextensionsv1.AddToScheme, appsv1.AddToScheme, autoscalingv1.AddToScheme, eventsv1.AddToScheme, admissionregistrationv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +197,17 @@ func deployment(t *testing.T, c client.Client, ns, name string, replicas int32) 
 // waitReplicas waits until the Deployment's spec.replicas is want.
 func waitReplicas(t *testing.T, c client.Client, ns, name string, want int32, timeout time.Duration) {
 	t.Helper()
-	framework.Eventually(t, timeout, func(ctx context.Context) error {
+	framework.Eventually(t, timeout, replicasAre(c, ns, name, want))
+}
+
+// keepsReplicas checks that the deployment stays at want replicas for the whole period.
+func keepsReplicas(t *testing.T, c client.Client, ns, name string, want int32, period time.Duration) {
+	t.Helper()
+	framework.Consistently(t, period, replicasAre(c, ns, name, want))
+}
+
+func replicasAre(c client.Client, ns, name string, want int32) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		var d appsv1.Deployment
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &d); err != nil {
 			return err
@@ -197,7 +216,7 @@ func waitReplicas(t *testing.T, c client.Client, ns, name string, want int32, ti
 			return fmt.Errorf("deployment %s has %d replicas, want %d", name, *d.Spec.Replicas, want)
 		}
 		return nil
-	})
+	}
 }
 
 // jobRecord waits until the named job's record satisfies ok and returns it.

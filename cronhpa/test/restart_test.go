@@ -62,8 +62,7 @@ func TestRestartCatchUp(t *testing.T) {
 	setReplicas(t, c, ns, "inside", 2)
 	stopController(t)
 	startController(t)
-	time.Sleep(3 * time.Second)
-	waitReplicas(t, c, ns, "inside", 2, time.Second)
+	keepsReplicas(t, c, ns, "inside", 2, 3*time.Second)
 }
 
 // withoutWebhook removes the webhook configuration while fn runs, then restores it.

@@ -12,7 +12,8 @@ const (
 	Submitted JobState = "Submitted"
 	// Succeed means the latest run scaled the target (the reference's spelling).
 	Succeed JobState = "Succeed"
-	// Failed means the latest run gave up; the message says why.
+	// Failed means the latest attempt failed: it is retried while the record's retry is set,
+	// and was given up when it is not; the message says why.
 	Failed JobState = "Failed"
 	// Missed means the latest scheduled time passed while the controller could not act and is older
 	// than the starting deadline, so it was not run (Lockstep addition).
@@ -52,6 +53,21 @@ type Condition struct {
 	// NextScheduleTime is the next time the job will run; absent when it will not run again.
 	// +optional
 	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+	// Retry is set while a scheduled time that failed is being retried (Lockstep addition):
+	// the time stays due until it succeeds or its starting deadline passes.
+	// +optional
+	Retry *JobRetry `json:"retry,omitempty"`
+}
+
+// JobRetry records the retries of one failing scheduled time. It lives in status, so that a
+// restarted controller or a new leader keeps the same schedule of retries.
+type JobRetry struct {
+	// ScheduleTime is the scheduled time being retried.
+	ScheduleTime metav1.Time `json:"scheduleTime"`
+	// Attempts is how many times it has failed.
+	Attempts int32 `json:"attempts"`
+	// NextTime is when it is tried again.
+	NextTime metav1.Time `json:"nextTime"`
 }
 
 // CronHorizontalPodAutoscalerStatus is the observed state of a CronHorizontalPodAutoscaler.
