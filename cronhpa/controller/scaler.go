@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/scale"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
@@ -68,19 +69,36 @@ func (s *Scaler) Scale(ctx context.Context, namespace string, ref v1beta1.ScaleT
 }
 
 func (s *Scaler) scaleWorkload(ctx context.Context, namespace string, gr schema.GroupResource, name string, size int32) (scaleOutcome, error) {
-	sc, err := s.Scales.Scales(namespace).Get(ctx, gr, name, metav1.GetOptions{})
+	cur, err := s.setScale(ctx, namespace, gr, name, func(int32) (int32, bool) { return size, true })
 	if err != nil {
-		return scaleOutcome{}, fmt.Errorf("reading scale of %s %s/%s: %w", gr, namespace, name, err)
+		return scaleOutcome{}, fmt.Errorf("scaling %s %s/%s to %d: %w", gr, namespace, name, size, err)
 	}
-	out := scaleOutcome{current: sc.Spec.Replicas, desired: size}
-	if sc.Spec.Replicas != size {
-		sc.Spec.Replicas = size
-		if _, err := s.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{}); err != nil {
-			return out, fmt.Errorf("scaling %s %s/%s to %d: %w", gr, namespace, name, size, err)
+	return scaleOutcome{current: cur, desired: size, message: fmt.Sprintf("current replicas:%d, desired replicas:%d", cur, size)}, nil
+}
+
+// setScale reads the scale of a target and, if want says so, writes the replicas it returns.
+// The write carries the resourceVersion read; when another writer (the HPA controller, a
+// rollout) got there first, it reads again and decides again, rather than failing the run.
+// It returns the replicas first read.
+func (s *Scaler) setScale(ctx context.Context, namespace string, gr schema.GroupResource, name string, want func(current int32) (int32, bool)) (int32, error) {
+	first := int32(-1)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := s.Scales.Scales(namespace).Get(ctx, gr, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading the scale: %w", err)
 		}
-	}
-	out.message = fmt.Sprintf("current replicas:%d, desired replicas:%d", out.current, size)
-	return out, nil
+		if first < 0 {
+			first = sc.Spec.Replicas
+		}
+		replicas, ok := want(sc.Spec.Replicas)
+		if !ok || replicas == sc.Spec.Replicas {
+			return nil
+		}
+		sc.Spec.Replicas = replicas
+		_, err = s.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{})
+		return err //nolint:wrapcheck // RetryOnConflict must see the conflict; wrapped by the caller
+	})
+	return max(first, 0), err
 }
 
 // hpaBounds is the pure rule for a job that targets an HPA. With cur the replicas of the HPA's
@@ -144,9 +162,10 @@ func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int3
 			return out, fmt.Errorf("patching HPA %s/%s bounds to [%d, %d]: %w", namespace, name, newMin, newMax, err)
 		}
 	}
-	if scaleTo > sc.Spec.Replicas {
-		sc.Spec.Replicas = scaleTo
-		if _, err := s.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{}); err != nil {
+	if scaleTo > 0 {
+		// Raise the target now rather than at the HPA's next sync; if the HPA (or anyone) has
+		// meanwhile raised it further, leave it.
+		if _, err := s.setScale(ctx, namespace, gr, target.Name, func(cur int32) (int32, bool) { return scaleTo, cur < scaleTo }); err != nil {
 			return out, fmt.Errorf("scaling HPA %s/%s target %s to %d: %w", namespace, name, target.Name, scaleTo, err)
 		}
 	}

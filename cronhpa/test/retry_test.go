@@ -10,10 +10,7 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -65,11 +62,15 @@ func refuseScaleTo(t *testing.T, c client.Client, ns, deployment string, n int32
 		_ = c.Delete(context.Background(), binding)
 		_ = c.Delete(context.Background(), policy)
 	})
-	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deployment}, Spec: autoscalingv1.ScaleSpec{Replicas: n}}
+	cs := framework.Clientset(t)
 	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: deployment}}
-		err := c.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale), client.DryRunAll)
-		if err == nil || !apierrors.IsInvalid(err) && !strings.Contains(err.Error(), "not allowed") {
+		scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, deployment, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = n
+		_, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, deployment, scale, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "not allowed") {
 			return fmt.Errorf("the policy is not enforced yet (%v)", err)
 		}
 		return nil

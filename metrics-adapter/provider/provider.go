@@ -274,12 +274,13 @@ func keyLabels(k series.Key) labels.Set {
 }
 
 // queryError maps a source error to the API error an HPA (and a person running kubectl get
-// --raw) sees: unknown object → 404 naming objects that do have series; no or stale data → 503.
+// --raw) sees: unknown object → 404 naming objects that do have series; no, stale or
+// incomplete data → 503, so that the HPA holds its replicas.
 func (p *Provider) queryError(metric string, o series.Object, err error) error {
 	switch {
 	case errors.Is(err, series.ErrNoSeries):
 		return notFound(fmt.Sprintf("metric %s: no series for %s %s/%s%s", metric, kindName(o.Kind), o.Namespace, o.Name, p.known(o)))
-	case errors.Is(err, series.ErrNoData), errors.Is(err, series.ErrStale):
+	case errors.Is(err, series.ErrNoData), errors.Is(err, series.ErrStale), errors.Is(err, series.ErrIncomplete):
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("metric %s for %s %s/%s: %v", metric, kindName(o.Kind), o.Namespace, o.Name, err))
 	}
 	return apierrors.NewServiceUnavailable(fmt.Sprintf("metric %s: source error", metric))

@@ -41,8 +41,10 @@ type IngressTargets struct {
 
 // Target is one endpoint to scrape.
 type Target struct {
-	// Key identifies the target across discoveries: profile and URL.
-	Key     string
+	// Key identifies the target across discoveries: profile, URL and pod.
+	Key string
+	// Name identifies the target in errors: profile and pod.
+	Name    string
 	URL     string
 	Profile string
 	// Pod is the serving pod for application targets, nil for ingress controllers.
@@ -79,7 +81,7 @@ func Discover(pods []*corev1.Pod, ingress []IngressTargets, appProfile string) (
 				errs = append(errs, fmt.Errorf("pod %s/%s (%s): %w", pod.Namespace, pod.Name, it.Profile, err))
 				continue
 			}
-			out = append(out, newTarget(it.Profile, it.Scheme, pod.Status.PodIP, port, it.Path, nil))
+			out = append(out, newTarget(it.Profile, it.Scheme, pod, port, it.Path, nil))
 		}
 		if appProfile == "" || pod.Annotations[AnnotationScrape] != "true" {
 			continue
@@ -94,13 +96,13 @@ func Discover(pods []*corev1.Pod, ingress []IngressTargets, appProfile string) (
 			prof = p
 		}
 		id := &profile.Target{Namespace: pod.Namespace, Pod: pod.Name, Workload: workload(pod)}
-		out = append(out, newTarget(prof, pod.Annotations[AnnotationScheme], pod.Status.PodIP, port, pod.Annotations[AnnotationPath], id))
+		out = append(out, newTarget(prof, pod.Annotations[AnnotationScheme], pod, port, pod.Annotations[AnnotationPath], id))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, errs
 }
 
-func newTarget(prof, scheme, ip string, port int, path string, pod *profile.Target) Target {
+func newTarget(prof, scheme string, pod *corev1.Pod, port int, path string, app *profile.Target) Target {
 	if scheme == "" {
 		scheme = "http"
 	}
@@ -110,12 +112,9 @@ func newTarget(prof, scheme, ip string, port int, path string, pod *profile.Targ
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	url := scheme + "://" + net.JoinHostPort(ip, strconv.Itoa(port)) + path
-	key := prof + " " + url
-	if pod != nil {
-		key += " " + pod.Namespace + "/" + pod.Pod
-	}
-	return Target{Key: key, URL: url, Profile: prof, Pod: pod}
+	url := scheme + "://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(port)) + path
+	name := prof + " pod " + pod.Namespace + "/" + pod.Name
+	return Target{Key: prof + " " + url + " " + pod.Namespace + "/" + pod.Name, Name: name, URL: url, Profile: prof, Pod: app}
 }
 
 // resolvePort finds a port by number or by container port name.

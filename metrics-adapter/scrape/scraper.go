@@ -86,8 +86,8 @@ func New(o Options) (*Scraper, error) {
 // HasProfile says whether a profile name is known.
 func (s *Scraper) HasProfile(name string) bool { return s.mappers[name] != nil }
 
-// Sync makes the running loops match targets: new targets start, vanished ones stop and
-// their series are marked stale at once.
+// Sync makes the running loops match targets: new targets start, vanished ones (their pod was
+// deleted or stopped running) stop and their series are dropped at once.
 func (s *Scraper) Sync(ctx context.Context, targets []Target) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,7 +103,7 @@ func (s *Scraper) Sync(ctx context.Context, targets []Target) {
 		if _, ok := want[key]; !ok {
 			cancel()
 			delete(s.running, key)
-			s.store.MarkStale(key)
+			s.store.Drop(key)
 		}
 	}
 	for key, t := range want {
@@ -162,8 +162,8 @@ func (s *Scraper) scrapeOnce(ctx context.Context, t Target, cache *SeriesCache) 
 	}
 	took := s.clock.Since(start)
 	if err != nil {
-		s.store.MarkStale(t.Key)
-		s.log.V(1).Info("Scrape failed", "url", t.URL, "profile", t.Profile, "err", err.Error())
+		s.store.Failed(t.Key, t.Name, err)
+		s.log.V(1).Info("Scrape failed", "target", t.Name, "url", t.URL, "err", err.Error())
 	} else {
 		// Samples carry the scrape's start time, as in Prometheus.
 		s.store.Scrape(t.Key, start.UnixMilli(), points)

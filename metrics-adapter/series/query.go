@@ -70,6 +70,9 @@ var (
 	ErrNoData = errors.New("not enough recent samples")
 	// ErrStale means the newest sample is older than the staleness limit.
 	ErrStale = errors.New("newest sample is too old")
+	// ErrIncomplete means a target that feeds the value could not be read (its scrape
+	// failed, or a backend answered for part of the data only): the value would be too small.
+	ErrIncomplete = errors.New("part of the data is missing")
 )
 
 // Evaluate computes q at now (Unix milliseconds) from memory.
@@ -92,6 +95,10 @@ func (s *Store) Evaluate(q Query, now int64) (Value, error) {
 			continue
 		}
 		matched = true
+		if ts := e.target; ts != nil && ts.failed != nil && e.ring.n > 0 && e.ring.last().T >= start {
+			// The target fed this value within the window and now cannot be read.
+			return Value{}, fmt.Errorf("%w: scrape target %s fed this value and its latest scrape failed: %v", ErrIncomplete, ts.name, ts.failed)
+		}
 		if e.stale {
 			continue
 		}

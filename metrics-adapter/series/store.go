@@ -9,7 +9,7 @@ import (
 // Store holds the recent samples of every raw series, indexed by the objects each belongs to.
 // It is safe for concurrent use: scrapes write while API calls read.
 type Store struct {
-	// writeMu admits one writer (scrape, MarkStale, Forget) at a time; mu guards the data
+	// writeMu admits one writer (scrape, Failed, Drop, Forget) at a time; mu guards the data
 	// and is held by a scrape only per batch, so that readers never wait for a whole scrape.
 	writeMu  sync.Mutex
 	mu       sync.RWMutex
@@ -24,10 +24,15 @@ type targetSeries struct {
 	byID map[string]*entry
 	// scrapes counts successful scrapes; a series not seen in the latest is stale.
 	scrapes uint64
+	// failed is the error of the target's latest scrape, nil after a good one; name says
+	// which target it is in error messages.
+	failed error
+	name   string
 }
 
 type entry struct {
-	key Key
+	key    Key
+	target *targetSeries
 	// seen is the target's scrape count when the series was last in a scrape.
 	seen uint64
 	ring ring
@@ -76,6 +81,7 @@ func (s *Store) Scrape(target string, t int64, points []Point) {
 		s.targets[target] = ts
 	}
 	ts.scrapes++
+	ts.failed = nil
 	gen := ts.scrapes
 	s.mu.Unlock()
 	for len(points) > 0 {
@@ -99,7 +105,7 @@ func (s *Store) record(ts *targetSeries, gen uint64, t int64, points []Point) {
 	for _, p := range points {
 		e := ts.byID[p.ID]
 		if e == nil {
-			e = &entry{key: p.Key, ring: newRing(s.capacity)}
+			e = &entry{key: p.Key, target: ts, ring: newRing(s.capacity)}
 			ts.byID[p.ID] = e
 			s.n++
 			for _, o := range p.Key.objects() {
@@ -118,15 +124,47 @@ func (s *Store) record(ts *targetSeries, gen uint64, t int64, points []Point) {
 	}
 }
 
-// MarkStale marks every series of target stale: its scrape failed or it went away.
-func (s *Store) MarkStale(target string) {
+// Failed records that a scrape of target failed with err; name identifies the target in
+// errors. Until its next good scrape, every value that the target fed within the query window
+// is refused (ErrIncomplete) instead of being computed from the other targets alone: a sum
+// without one ingress replica's share would look like a drop in traffic.
+func (s *Store) Failed(target, name string, err error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ts := s.targets[target]; ts != nil {
+		ts.failed, ts.name = err, name
 		for _, e := range ts.byID {
 			e.stale = true
+		}
+	}
+}
+
+// Drop removes every series of target: it is gone (its pod was deleted or stopped running), so
+// its share of any value is no longer expected.
+func (s *Store) Drop(target string) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts := s.targets[target]
+	if ts == nil {
+		return
+	}
+	for _, e := range ts.byID {
+		s.unindex(e)
+	}
+	s.n -= len(ts.byID)
+	delete(s.targets, target)
+}
+
+// unindex removes e from the object index. Called with mu held.
+func (s *Store) unindex(e *entry) {
+	for _, o := range e.key.objects() {
+		delete(s.index[o], e)
+		if len(s.index[o]) == 0 {
+			delete(s.index, o)
 		}
 	}
 }
@@ -145,12 +183,7 @@ func (s *Store) Forget(cutoff int64) int {
 				continue
 			}
 			delete(ts.byID, id)
-			for _, o := range e.key.objects() {
-				delete(s.index[o], e)
-				if len(s.index[o]) == 0 {
-					delete(s.index, o)
-				}
-			}
+			s.unindex(e)
 			removed++
 		}
 		if len(ts.byID) == 0 {

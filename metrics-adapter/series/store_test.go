@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,10 +101,10 @@ func TestStaleness(t *testing.T) {
 	if _, err := s.Evaluate(q, last+31_000); !errors.Is(err, ErrStale) {
 		t.Fatalf("late: %v, want ErrStale", err)
 	}
-	// A failed scrape marks the target's series stale at once.
-	s.MarkStale("ingress-a")
-	if _, err := s.Evaluate(q, last); !errors.Is(err, ErrNoData) {
-		t.Fatalf("after a failed scrape: %v, want ErrNoData", err)
+	// A failed scrape refuses the value the target fed at once.
+	s.Failed("ingress-a", "ingress-nginx pod ingress/a", errors.New("HTTP 503"))
+	if _, err := s.Evaluate(q, last); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("after a failed scrape: %v, want ErrIncomplete", err)
 	}
 	// The next good scrape brings the series back.
 	s.Scrape("ingress-a", last+15_000, []Point{{ID: "r", Key: k, V: 5 * 150}})
@@ -123,6 +124,64 @@ func TestStaleness(t *testing.T) {
 	}
 	if _, err := s.Evaluate(q, last+30_000); !errors.Is(err, ErrNoSeries) {
 		t.Fatalf("forgotten: %v, want ErrNoSeries", err)
+	}
+}
+
+// Two ingress replicas carry half the traffic each. When one cannot be scraped while its pod
+// still runs, every aggregate it fed is refused, naming it; never the other half alone. Once
+// its pod is gone (Drop), the value is the survivor's.
+func TestFailedTargetMakesAggregatesIncomplete(t *testing.T) {
+	s := NewStore(16)
+	k := svc(Requests)
+	bucket := svc(DurationBucket)
+	bucket.LE = math.Inf(1)
+	sum, count := svc(DurationSum), svc(DurationCount)
+	var last int64
+	for _, pod := range []string{"ingress-a", "ingress-b"} {
+		last = feed(s, pod, 5, func(i int) []Point {
+			n := float64(i) * 150
+			return []Point{{ID: "r", Key: k, V: n}, {ID: "b", Key: bucket, V: n}, {ID: "s", Key: sum, V: n / 10}, {ID: "c", Key: count, V: n}}
+		})
+	}
+	svcObj := Object{ServiceObject, "shop", "checkout"}
+	queries := map[string]Query{
+		"service rate":      {Measure: RequestRate, Object: svcObj, Window: time.Minute},
+		"namespace rate":    {Measure: RequestRate, Object: Object{NamespaceObject, "shop", ""}, Window: time.Minute},
+		"ingress rate":      {Measure: RequestRate, Object: Object{IngressObject, "shop", "web"}, Window: time.Minute},
+		"error ratio":       {Measure: ErrorRatio, Object: svcObj, Window: time.Minute},
+		"average latency":   {Measure: LatencyAverage, Object: svcObj, Window: time.Minute},
+		"quantile latency":  {Measure: LatencyQuantile, Quantile: 0.99, Object: svcObj, Window: time.Minute},
+		"selected by match": {Measure: RequestRate, Object: svcObj, Window: time.Minute, Match: func(Key) bool { return true }},
+	}
+	if v, err := s.Evaluate(queries["service rate"], last); err != nil || v.V != 20 {
+		t.Fatalf("both replicas: %v, %v; want 20", v, err)
+	}
+	s.Failed("ingress-b", "ingress-nginx pod ingress/b", errors.New("HTTP 503"))
+	for name, q := range queries {
+		_, err := s.Evaluate(q, last)
+		if !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "ingress/b") {
+			t.Errorf("%s with one replica unreadable: %v, want ErrIncomplete naming ingress/b", name, err)
+		}
+	}
+	// A good scrape of b clears it.
+	s.Scrape("ingress-b", last+15_000, []Point{{ID: "r", Key: k, V: 5 * 150}, {ID: "b", Key: bucket, V: 5 * 150}, {ID: "s", Key: sum, V: 75}, {ID: "c", Key: count, V: 5 * 150}})
+	if _, err := s.Evaluate(queries["service rate"], last+15_000); err != nil {
+		t.Fatalf("after b recovered: %v", err)
+	}
+	// b fails again, then its pod is deleted: a's share is the whole value.
+	s.Failed("ingress-b", "ingress-nginx pod ingress/b", errors.New("connection refused"))
+	s.Drop("ingress-b")
+	if v, err := s.Evaluate(queries["service rate"], last); err != nil || v.V != 10 {
+		t.Fatalf("after b's pod is gone: %v, %v; want a's 10", v, err)
+	}
+	if s.Len() != 4 {
+		t.Fatalf("%d series held after dropping b, want a's 4", s.Len())
+	}
+	// A failed target that fed nothing within the window does not block the value.
+	s.Scrape("ingress-old", t0-10*60_000, []Point{{ID: "r", Key: k, V: 1}})
+	s.Failed("ingress-old", "ingress-nginx pod ingress/old", errors.New("timeout"))
+	if v, err := s.Evaluate(queries["service rate"], last); err != nil || v.V != 10 {
+		t.Fatalf("with a long-idle failed target: %v, %v; want 10", v, err)
 	}
 }
 

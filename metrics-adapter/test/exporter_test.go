@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,8 @@ import (
 // (ingress-nginx metrics at /ingress) and an application (OpenTelemetry HTTP server metrics at
 // /app) would. Counters grow at a rate the test sets, so the adapter's rate() sees that rate.
 type exporter struct {
+	// failing makes /ingress answer 503, as an overloaded controller does while it runs.
+	failing atomic.Bool
 	mu      sync.Mutex
 	ingress map[string]*flow // by "namespace/service"
 	app     *flow
@@ -77,6 +80,10 @@ func (e *exporter) setAppRate(rate float64) {
 }
 
 func (e *exporter) serveIngress(w http.ResponseWriter, _ *http.Request) {
+	if e.failing.Load() {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()

@@ -108,13 +108,18 @@ ingress:
   selector: app=ingress-legacy
   port: "%d"
   path: /ingress
+- profile: ingress-nginx
+  namespace: %s
+  selector: app=ingress-replicated
+  port: metrics
+  path: /ingress
 prometheus:
   url: %s
   rules:
   - measure: requests_per_second
     labels: {namespace: namespace, service: service}
     query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
-`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), h.prom.url) + h.cms.config(secretDir)
+`, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), systemNS, h.prom.url) + h.cms.config(secretDir)
 	if _, _, err := startAdapter(ctx, env, cs, "metrics-adapter", config); err != nil {
 		return nil, err
 	}

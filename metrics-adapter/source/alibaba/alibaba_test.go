@@ -339,11 +339,16 @@ func TestARMS(t *testing.T) {
 	var mu sync.Mutex
 	var items []map[string]any
 	var got url.Values
+	// lost is how many items the fake counts in Total but never returns (a page it drops).
+	lost := 0
 	f.fake.Handle("QueryMetricByPage", func(p url.Values) (map[string]any, *alifake.Error) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = p
-		return map[string]any{"Code": "200", "Success": true, "Data": map[string]any{"Items": items, "Total": len(items), "Page": 1, "PageSize": 100}}, nil
+		page, _ := strconv.Atoi(p.Get("CurrentPage"))
+		size, _ := strconv.Atoi(p.Get("PageSize"))
+		from, to := min((page-1)*size, len(items)), min(page*size, len(items))
+		return map[string]any{"Code": "200", "Success": true, "Data": map[string]any{"Items": items[from:to], "Total": len(items) + lost, "Page": page, "PageSize": size}}, nil
 	})
 	cfg := f.config()
 	cfg.ARMS = &ARMSConfig{Common: Common{Endpoint: f.endpoint()}, Targets: []AppTarget{{Namespace: "shop", Deployment: "checkout", PID: "abc123@4ad4bd7e1c8a1c1"}}}
@@ -404,6 +409,30 @@ func TestARMS(t *testing.T) {
 	if _, err := src.Evaluate(series.Query{Measure: series.RequestRate, Object: web}, f.clk.Now().UnixMilli()); !errors.Is(err, series.ErrNoSeries) {
 		t.Errorf("a Service: %v, want ErrNoSeries", err)
 	}
+
+	// Many hosts: 250 items on three pages are all summed.
+	mu.Lock()
+	items = nil
+	for range 250 {
+		items = append(items, map[string]any{"count": 12.0, "rt": 10.0, "error": 0.0})
+	}
+	mu.Unlock()
+	refreshed(t, src)
+	if v, err := ask(series.RequestRate); err != nil || math.Abs(v.V-250*12.0/120) > 1e-9 || v.Series != 250 {
+		t.Errorf("three pages: %v %v, want %g from 250 items", v, err, 250*12.0/120)
+	}
+	// ARMS counts more items than it returns: refused, never the smaller sum.
+	mu.Lock()
+	lost = 30
+	mu.Unlock()
+	refreshed(t, src)
+	if _, err := ask(series.RequestRate); !errors.Is(err, series.ErrIncomplete) {
+		t.Errorf("items missing: %v, want ErrIncomplete", err)
+	}
+	mu.Lock()
+	lost = 0
+	mu.Unlock()
+	refreshed(t, src)
 
 	// The values age: past Delay + 2m without a refresh they are refused.
 	f.clk.Step(3 * time.Minute)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
@@ -57,7 +58,7 @@ type armsSpec struct {
 // ARMS is the ARMS Application Monitoring source.
 type ARMS struct {
 	base[armsSpec]
-	client     *arms.Client
+	clients    *sdkPool[*arms.Client]
 	clock      clock.WithTicker
 	window     time.Duration
 	delay      time.Duration
@@ -102,12 +103,18 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
-	client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(deps.Transport), creds)
+	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*arms.Client, error) {
+		client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
+		if err != nil {
+			return nil, fmt.Errorf("alibabaCloud.arms: %w", redact(err))
+		}
+		client.Domain = cfg.Endpoint.Endpoint
+		return client, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("alibabaCloud.arms: %w", redact(err))
+		return nil, err
 	}
-	client.Domain = cfg.Endpoint.Endpoint
-	s.client = client
+	s.clients = clients
 	deps.Clock = s.clock
 	s.cache = newCache(cfg.Common, "ARMS", s.fetch, deps)
 	return s, nil
@@ -134,39 +141,63 @@ func (s *ARMS) Evaluate(q series.Query, now int64) (series.Value, error) {
 	return s.cache.Get(fmt.Sprintf("%d/%d", t.idx, q.Measure), armsSpec{target: t, measure: q.Measure}, now, s.staleAfter)
 }
 
+// QueryMetricByPage paging: items per page, and the most pages read for one answer.
+const (
+	armsPageSize = 100
+	armsMaxPages = 10
+)
+
 // fetch asks QueryMetricByPage for the calls of the window that ended Delay ago, as one
 // slice, and computes the measure. The SDK takes no context: its client timeout bounds it.
 func (s *ARMS) fetch(_ context.Context, spec armsSpec) (series.Value, error) {
 	t := spec.target
 	end := s.clock.Now().Add(-s.delay).Truncate(time.Minute)
 	start := end.Add(-s.window)
-	req := arms.CreateQueryMetricByPageRequest()
-	req.Metric = "appstat.incall"
-	req.Measures = &[]string{"count", "rt", "error"}
-	req.IntervalInSec = requests.NewInteger(int(s.window.Milliseconds()))
-	req.StartTime = requests.NewInteger64(start.UnixMilli())
-	req.EndTime = requests.NewInteger64(end.UnixMilli())
-	req.CurrentPage = requests.NewInteger(1)
 	filters := []arms.QueryMetricByPageFilters{{Key: "pid", Value: t.pid}}
 	if t.rpc != "" {
 		filters = append(filters, arms.QueryMetricByPageFilters{Key: "rpc", Value: t.rpc})
 	}
-	req.Filters = &filters
-	resp, err := s.client.QueryMetricByPage(req)
-	if err != nil {
-		err = apiError("QueryMetricByPage", err)
-		s.log.V(1).Info("ARMS call failed", "pid", t.pid, "err", err.Error())
-		return series.Value{}, err
+	// One item per interface and host: read every page, or refuse the answer. A sum over the
+	// first page alone would be a smaller number, not an error.
+	var items []map[string]any
+	for page := 1; ; page++ {
+		req := arms.CreateQueryMetricByPageRequest()
+		req.Metric = "appstat.incall"
+		req.Measures = &[]string{"count", "rt", "error"}
+		req.IntervalInSec = requests.NewInteger(int(s.window.Milliseconds()))
+		req.StartTime = requests.NewInteger64(start.UnixMilli())
+		req.EndTime = requests.NewInteger64(end.UnixMilli())
+		req.CurrentPage = requests.NewInteger(page)
+		req.PageSize = requests.NewInteger(armsPageSize)
+		req.Filters = &filters
+		var resp *arms.QueryMetricByPageResponse
+		var err error
+		s.clients.with(func(c *arms.Client) { resp, err = c.QueryMetricByPage(req) })
+		if err != nil {
+			err = apiError("QueryMetricByPage", err)
+			s.log.V(1).Info("ARMS call failed", "pid", t.pid, "page", page, "err", err.Error())
+			return series.Value{}, err
+		}
+		if !resp.Success {
+			return series.Value{}, failure("QueryMetricByPage", resp.Code, resp.Message)
+		}
+		items = append(items, resp.Data.Items...)
+		if len(items) >= resp.Data.Total || len(resp.Data.Items) == 0 {
+			if len(items) < resp.Data.Total {
+				return series.Value{}, fmt.Errorf("%w: ARMS reported %d call statistics for %s but returned %d", series.ErrIncomplete, resp.Data.Total, t.pid, len(items))
+			}
+			break
+		}
+		if page == armsMaxPages {
+			return series.Value{}, fmt.Errorf("%w: ARMS has %d call statistics for %s, more than the %d pages read; narrow the target with rpc", series.ErrIncomplete, resp.Data.Total, t.pid, armsMaxPages)
+		}
 	}
-	if !resp.Success {
-		return series.Value{}, failure("QueryMetricByPage", resp.Code, resp.Message)
-	}
-	if len(resp.Data.Items) == 0 {
+	if len(items) == 0 {
 		return series.Value{}, fmt.Errorf("%w: ARMS returned no call statistics for %s between %s and %s", series.ErrNoData, t.pid,
 			start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 	}
 	var count, errs, rtSum float64
-	for i, item := range resp.Data.Items {
+	for i, item := range items {
 		c, ok1 := number(item["count"])
 		e, ok2 := number(item["error"])
 		rt, ok3 := number(item["rt"])
@@ -175,7 +206,7 @@ func (s *ARMS) fetch(_ context.Context, spec armsSpec) (series.Value, error) {
 		}
 		count, errs, rtSum = count+c, errs+e, rtSum+rt*c
 	}
-	v := series.Value{Timestamp: end.UnixMilli(), Series: len(resp.Data.Items)}
+	v := series.Value{Timestamp: end.UnixMilli(), Series: len(items)}
 	switch {
 	case spec.measure == series.RequestRate:
 		v.V = count / s.window.Seconds()

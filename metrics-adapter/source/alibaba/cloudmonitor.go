@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ type cmsSpec struct {
 // CloudMonitor is the CloudMonitor source.
 type CloudMonitor struct {
 	base[cmsSpec]
-	client     *cms.Client
+	clients    *sdkPool[*cms.Client]
 	targets    []*lbTarget
 	staleAfter time.Duration
 	log        logr.Logger
@@ -197,12 +198,18 @@ func NewCloudMonitor(cfg CloudMonitorConfig, region string, creds credentials.Cr
 	if creds == nil {
 		return s, nil // validation only
 	}
-	client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(deps.Transport), creds)
+	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*cms.Client, error) {
+		client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
+		if err != nil {
+			return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", redact(err))
+		}
+		client.Domain = cfg.Endpoint.Endpoint
+		return client, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", redact(err))
+		return nil, err
 	}
-	client.Domain = cfg.Endpoint.Endpoint
-	s.client = client
+	s.clients = clients
 	s.cache = newCache(cfg.Common, "CloudMonitor", s.fetch, deps)
 	return s, nil
 }
@@ -276,7 +283,9 @@ func (s *CloudMonitor) fetch(_ context.Context, spec cmsSpec) (series.Value, err
 func (s *CloudMonitor) last(t *lbTarget, metric string) (float64, int64, error) {
 	req := cms.CreateDescribeMetricLastRequest()
 	req.Namespace, req.MetricName, req.Dimensions, req.Period = t.namespace, metric, t.dims, "60"
-	resp, err := s.client.DescribeMetricLast(req)
+	var resp *cms.DescribeMetricLastResponse
+	var err error
+	s.clients.with(func(c *cms.Client) { resp, err = c.DescribeMetricLast(req) })
 	if err != nil {
 		s.log.V(1).Info("CloudMonitor call failed", "metric", metric, "target", t.desc, "err", apiError("DescribeMetricLast", err).Error())
 		return 0, 0, apiError("DescribeMetricLast", err)

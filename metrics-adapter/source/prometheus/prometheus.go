@@ -224,7 +224,10 @@ func (s *Source) run(ctx context.Context, query string) (series.Value, error) {
 		return series.Value{}, fmt.Errorf("prometheus: %w", err)
 	}
 	if len(warnings) > 0 {
-		s.log.V(1).Info("Prometheus warnings", "query", query, "warnings", warnings)
+		// Thanos, Cortex, Mimir and VictoriaMetrics report partial answers (a store or
+		// replica that did not respond) as warnings: a sum over part of the data is refused.
+		s.log.V(1).Info("Prometheus answered with warnings", "query", query, "warnings", warnings)
+		return series.Value{}, fmt.Errorf("%w: prometheus answered with %d warnings (a partial response?); see the adapter's log", series.ErrIncomplete, len(warnings))
 	}
 	var v float64
 	var ts model.Time

@@ -3,6 +3,7 @@ package prometheus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -247,5 +248,41 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			}
 		})
+	}
+}
+
+// A partial answer (Thanos, Cortex or Mimir report a store or replica that did not respond as
+// a warning beside the data) is refused: a sum over part of the data is too small.
+func TestPartialResponseIsIncomplete(t *testing.T) {
+	var partial atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		warnings := ""
+		if partial.Load() {
+			warnings = `,"warnings":["No StoreAPIs matched for this query: store 10.0.3.7:10901 did not respond"]`
+		}
+		now := time.Now().Unix()
+		_, _ = fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[%d,"7"]}]}%s}`, now, warnings)
+	}))
+	t.Cleanup(srv.Close)
+	clk := clocktesting.NewFakeClock(time.Now())
+	src, err := New(Config{URL: srv.URL, Rules: nginxRules}, Deps{Client: srv.Client(), Clock: clk, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := series.Query{Measure: series.RequestRate, Object: series.Object{Kind: series.ServiceObject, Namespace: "shop", Name: "checkout"}, Window: time.Minute, StaleAfter: time.Minute}
+	_, _ = src.Evaluate(q, clk.Now().UnixMilli())
+	src.Refresh(context.Background())
+	if v, err := src.Evaluate(q, clk.Now().UnixMilli()); err != nil || v.V != 7 {
+		t.Fatalf("complete answer: %v, %v", v, err)
+	}
+	partial.Store(true)
+	src.Refresh(context.Background())
+	_, err = src.Evaluate(q, clk.Now().UnixMilli())
+	if !errors.Is(err, series.ErrIncomplete) {
+		t.Fatalf("partial answer: %v, want ErrIncomplete", err)
+	}
+	if strings.Contains(err.Error(), "10.0.3.7") {
+		t.Fatalf("the backend's detail reached the API error: %v", err)
 	}
 }
