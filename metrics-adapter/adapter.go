@@ -8,11 +8,17 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apiserver/pkg/server/healthz"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/utils/clock"
@@ -53,6 +59,14 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 			return fmt.Errorf("setting an informer transform: %w", err)
 		}
 	}
+	// Deployments and Ingresses are only checked for existence: keep their names alone.
+	deployments := informers.Apps().V1().Deployments()
+	ingresses := informers.Networking().V1().Ingresses()
+	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), ingresses.Informer()} {
+		if err := inf.SetTransform(nameOnly); err != nil {
+			return fmt.Errorf("setting an informer transform: %w", err)
+		}
+	}
 	// Enough samples for the window at the scrape interval, with room for jitter.
 	capacity := int(cfg.Window.Duration/cfg.ScrapeInterval.Duration)*3/2 + 2
 	store := series.NewStore(capacity)
@@ -60,7 +74,7 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	obs := newObservability(legacyregistry.Registerer(), store.Len, func() int { return scraper.Targets() })
 	scraper, err = scrape.New(scrape.Options{
 		Store: store, Clock: o.Clock, Client: o.HTTPClient, Interval: cfg.ScrapeInterval.Duration, Timeout: cfg.ScrapeTimeout.Duration,
-		Profiles: cfg.AllProfiles(), Services: serviceLister{services.Lister()}, Observer: obs, Log: o.Log.WithName("scrape"),
+		Profiles: cfg.AllProfiles(), SeriesLimit: cfg.SeriesLimit, Services: serviceLister{services.Lister()}, Observer: obs, Log: o.Log.WithName("scrape"),
 	})
 	if err != nil {
 		return err
@@ -69,8 +83,9 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err != nil {
 		return err
 	}
+	index := objectIndex{services: services.Lister(), pods: pods.Lister(), deployments: deployments.Lister(), ingresses: ingresses.Lister()}
 	prov := provider.New(provider.Options{
-		Source: source, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
+		Source: source, Objects: index, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
 		Window: cfg.Window.Duration, StaleAfter: cfg.StaleAfter.Duration, Observe: obs.api, ObserveAge: obs.age,
 	})
 	base.WithCustomMetrics(prov)
@@ -79,10 +94,12 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
 	}
-	synced := func() bool { return pods.Informer().HasSynced() && services.Informer().HasSynced() }
+	synced := func() bool {
+		return pods.Informer().HasSynced() && services.Informer().HasSynced() && deployments.Informer().HasSynced() && ingresses.Informer().HasSynced()
+	}
 	if err := server.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("informers-synced", func(*http.Request) error {
 		if !synced() {
-			return errors.New("pod and service informers have not synced")
+			return errors.New("pod, service, deployment and ingress informers have not synced")
 		}
 		return nil
 	})); err != nil {
@@ -207,6 +224,45 @@ func (s serviceLister) ServiceExists(namespace, name string) bool {
 	return err == nil
 }
 
+// objectIndex answers provider.ObjectIndex from the informers' caches. HTTPRoutes are not
+// watched (the Gateway API may not be installed): their existence is unknown.
+type objectIndex struct {
+	services    corelisters.ServiceLister
+	pods        corelisters.PodLister
+	deployments appslisters.DeploymentLister
+	ingresses   networkinglisters.IngressLister
+}
+
+// Exists implements provider.ObjectIndex.
+func (x objectIndex) Exists(o series.Object) (exists, known bool) {
+	var err error
+	switch o.Kind {
+	case series.ServiceObject:
+		_, err = x.services.Services(o.Namespace).Get(o.Name)
+	case series.PodObject:
+		_, err = x.pods.Pods(o.Namespace).Get(o.Name)
+	case series.WorkloadObject:
+		_, err = x.deployments.Deployments(o.Namespace).Get(o.Name)
+	case series.IngressObject:
+		_, err = x.ingresses.Ingresses(o.Namespace).Get(o.Name)
+	default:
+		return false, false
+	}
+	return err == nil, err == nil || apierrors.IsNotFound(err)
+}
+
+// nameOnly keeps an object's identity and drops the rest, for informers that only answer
+// whether an object exists.
+func nameOnly(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name, UID: o.UID, ResourceVersion: o.ResourceVersion}}, nil
+	case *networkingv1.Ingress:
+		return &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name, UID: o.UID, ResourceVersion: o.ResourceVersion}}, nil
+	}
+	return obj, nil
+}
+
 func stripManagedFields(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
@@ -220,7 +276,8 @@ func remoteSources(ctx context.Context, cfg Config, o Options, obs *observabilit
 	chain := provider.Chain{store}
 	var cloud *alibaba.CredentialSource
 	if cfg.AlibabaCloud != nil {
-		srcs, creds, err := alibaba.New(*cfg.AlibabaCloud, alibaba.Deps{Clock: o.Clock, Log: o.Log.WithName("alibaba"), Observer: obs.source})
+		srcs, creds, err := alibaba.New(*cfg.AlibabaCloud, alibaba.Deps{Clock: o.Clock, Log: o.Log.WithName("alibaba"), Observer: obs.source,
+			MaxQueries: cfg.MaxRemoteQueries, Evicted: obs.evictions})
 		if err != nil {
 			return nil, err
 		}
@@ -231,7 +288,8 @@ func remoteSources(ctx context.Context, cfg Config, o Options, obs *observabilit
 		}
 	}
 	if cfg.Prometheus != nil {
-		deps := prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus")}
+		deps := prometheus.Deps{Clock: o.Clock, Log: o.Log.WithName("prometheus"), Observe: obs.source("prometheus"),
+			MaxQueries: cfg.MaxRemoteQueries, Evicted: obs.evictions("prometheus")}
 		if cloud != nil { // a nil *CredentialSource in the interface would not read as nil
 			deps.Cloud = cloud
 		}

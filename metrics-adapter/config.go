@@ -29,6 +29,12 @@ type Config struct {
 	Window Duration `json:"window,omitempty"`
 	// StaleAfter refuses values whose newest sample is older (default 3 scrape intervals).
 	StaleAfter Duration `json:"staleAfter,omitempty"`
+	// SeriesLimit is the most series one scrape target may expose (default 100,000); a
+	// target above it fails as a whole, like Prometheus' sample_limit.
+	SeriesLimit int `json:"seriesLimit,omitempty"`
+	// MaxRemoteQueries is the most queries each remote source keeps refreshing (default
+	// 10,000); past it the least recently asked is dropped.
+	MaxRemoteQueries int `json:"maxRemoteQueries,omitempty"`
 	// Ingress lists the ingress controllers to scrape.
 	Ingress []scrape.IngressTargets `json:"ingress,omitempty"`
 	// AppProfile is the profile of annotated application pods (default http-app); "none"
@@ -92,6 +98,12 @@ func (c *Config) defaults() {
 	if c.AppProfile == "" {
 		c.AppProfile = "http-app"
 	}
+	if c.SeriesLimit == 0 {
+		c.SeriesLimit = scrape.DefaultSeriesLimit
+	}
+	if c.MaxRemoteQueries == 0 {
+		c.MaxRemoteQueries = remote.DefaultMaxWanted
+	}
 	if c.Prometheus != nil {
 		// Remote answers are refreshed as often as targets are scraped.
 		c.Prometheus.Refresh = c.ScrapeInterval.Duration
@@ -108,6 +120,10 @@ func (c *Config) validateTiming() error {
 		return fmt.Errorf("window %s: at least two scrape intervals (%s), or a rate has fewer than two samples", c.Window, 2*c.ScrapeInterval.Duration)
 	case c.StaleAfter.Duration <= c.ScrapeInterval.Duration:
 		return fmt.Errorf("staleAfter %s: longer than scrapeInterval (%s)", c.StaleAfter, c.ScrapeInterval)
+	case c.SeriesLimit < 0:
+		return fmt.Errorf("seriesLimit %d: must be positive", c.SeriesLimit)
+	case c.MaxRemoteQueries < 0:
+		return fmt.Errorf("maxRemoteQueries %d: must be positive", c.MaxRemoteQueries)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
@@ -16,7 +17,9 @@ type observability struct {
 	valueAge       prometheus.Histogram
 	scrapeDuration *prometheus.HistogramVec
 	scrapeErrors   *prometheus.CounterVec
+	scrapeLimited  *prometheus.CounterVec
 	sourceDuration *prometheus.HistogramVec
+	evicted        *prometheus.CounterVec
 }
 
 func newObservability(reg prometheus.Registerer, seriesCount, targets func() int) *observability {
@@ -40,13 +43,21 @@ func newObservability(reg prometheus.Registerer, seriesCount, targets func() int
 			Name: "lockstep_metrics_adapter_scrape_errors_total",
 			Help: "Failed scrapes (unreachable, HTTP error, unparsable body), by profile.",
 		}, []string{"profile"}),
+		scrapeLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockstep_metrics_adapter_scrape_limit_exceeded_total",
+			Help: "Scrapes refused because the target exposed more series than seriesLimit or a body over 64 MiB, by profile (also counted in scrape_errors_total).",
+		}, []string{"profile"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockstep_metrics_adapter_remote_queries_evicted_total",
+			Help: "Remote-source queries dropped to keep at most maxRemoteQueries, the least recently asked first, by source.",
+		}, []string{"source"}),
 		sourceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lockstep_metrics_adapter_source_request_duration_seconds",
 			Help:    "Duration of background requests to remote sources (Prometheus, CloudMonitor, ARMS), by source and result (ok, error, throttled); count the error results for the source error rate.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9),
 		}, []string{"source", "result"}),
 	}
-	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors, o.sourceDuration,
+	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors, o.scrapeLimited, o.sourceDuration, o.evicted,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_series", Help: "Series held in memory."},
 			func() float64 { return float64(seriesCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_scrape_targets", Help: "Targets being scraped."},
@@ -86,4 +97,13 @@ func (o *observability) Scraped(profile string, took time.Duration, _ int, err e
 	if err != nil {
 		o.scrapeErrors.WithLabelValues(profile).Inc()
 	}
+	if errors.Is(err, scrape.ErrTooManySeries) || errors.Is(err, scrape.ErrBodyTooLarge) {
+		o.scrapeLimited.WithLabelValues(profile).Inc()
+	}
+}
+
+// evictions returns the counter of one remote source's evicted queries.
+func (o *observability) evictions(source string) func() {
+	c := o.evicted.WithLabelValues(source)
+	return c.Inc
 }

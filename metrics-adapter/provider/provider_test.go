@@ -132,6 +132,7 @@ func TestErrorsAreNeverZero(t *testing.T) {
 		"no series":   {err: series.ErrNoSeries, code: http.StatusNotFound, msg: "series exist for cart"},
 		"no data":     {err: series.ErrNoData, code: http.StatusServiceUnavailable, msg: "not enough recent samples"},
 		"stale":       {err: series.ErrStale, code: http.StatusServiceUnavailable, msg: "too old"},
+		"incomplete":  {err: series.ErrIncomplete, code: http.StatusServiceUnavailable, msg: "part of the data is missing"},
 		"other error": {err: errors.New("secret backend detail"), code: http.StatusServiceUnavailable, msg: "source error"},
 	}
 	for name, tc := range tests {
@@ -172,5 +173,42 @@ func TestQuantityRange(t *testing.T) {
 		if _, err := quantity(v); err == nil {
 			t.Errorf("quantity(%v) accepted", v)
 		}
+	}
+}
+
+// objects is an ObjectIndex over a set of known objects; it cannot tell for routes.
+type objects map[series.Object]bool
+
+func (o objects) Exists(obj series.Object) (exists, known bool) {
+	if obj.Kind == series.RouteObject {
+		return false, false
+	}
+	return o[obj], true
+}
+
+// A query about an object that does not exist is refused before any source sees it (a remote
+// source would register and keep refreshing it); kinds the index cannot tell pass.
+func TestQueriesAboutMissingObjects(t *testing.T) {
+	src := &fakeSource{value: series.Value{V: 7, Timestamp: now.UnixMilli(), Series: 1}}
+	p := New(Options{Source: src, Objects: objects{{Kind: series.ServiceObject, Namespace: "shop", Name: "checkout"}: true},
+		Pods: pods{"a"}, Clock: clocktesting.NewFakePassiveClock(now), Window: time.Minute, StaleAfter: 45 * time.Second})
+	info := cmprovider.CustomMetricInfo{GroupResource: servicesResource, Namespaced: true, Metric: "requests_per_second"}
+	if _, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "checkout"}, info, labels.Everything()); err != nil {
+		t.Fatalf("existing service: %v", err)
+	}
+	src.got = series.Query{}
+	_, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "no-such-service"}, info, labels.Everything())
+	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing service: %v, want 404 saying it does not exist", err)
+	}
+	if src.got.Object.Name != "" {
+		t.Fatalf("the source was asked about a missing object: %+v", src.got.Object)
+	}
+	sel, err := labels.Parse("route=r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GetExternalMetric(context.Background(), "shop", sel, cmprovider.ExternalMetricInfo{Metric: "ingress_requests_per_second"}); err != nil {
+		t.Fatalf("a route (existence unknown) was refused: %v", err)
 	}
 }

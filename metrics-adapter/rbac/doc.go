@@ -7,4 +7,6 @@
 // and the kube-system extension-apiserver-authentication-reader Role, which the chart binds.
 //
 // +kubebuilder:rbac:groups="",resources=pods;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch
 package rbac

@@ -19,11 +19,13 @@ import (
 type Mapper struct {
 	profile profile.Profile
 	rules   map[string]*profile.Rule
+	// limit is the most series one scrape may expose (DefaultSeriesLimit when zero).
+	limit int
 }
 
 // NewMapper compiles a profile's rules.
 func NewMapper(p profile.Profile) (*Mapper, error) {
-	m := &Mapper{profile: p, rules: map[string]*profile.Rule{}}
+	m := &Mapper{profile: p, rules: map[string]*profile.Rule{}, limit: DefaultSeriesLimit}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if err := r.Compile(); err != nil {
@@ -40,12 +42,21 @@ func NewMapper(p profile.Profile) (*Mapper, error) {
 // Tier is the tier of the mapper's profile.
 func (m *Mapper) Tier() profile.Tier { return m.profile.Tier }
 
-// MaxSeriesPerScrape bounds how many points one scrape may produce, so that one exporter
-// with exploding label values cannot take the adapter's memory.
-const MaxSeriesPerScrape = 200_000
+// DefaultSeriesLimit is how many series one target may expose, counting every series in the
+// exposition whether a rule maps it or not (each costs parsing and a cache entry): above it
+// the whole scrape fails, as with Prometheus' sample_limit, so that one exporter with
+// exploding label values cannot take the adapter's memory.
+const DefaultSeriesLimit = 100_000
 
-// ErrTooManySeries is returned for a scrape above MaxSeriesPerScrape.
+// ErrTooManySeries is returned for a scrape above the series limit.
 var ErrTooManySeries = errors.New("scrape exceeds the series limit")
+
+// WithLimit returns the mapper with a series limit per scrape (n > 0).
+func (m *Mapper) WithLimit(n int) *Mapper {
+	c := *m
+	c.limit = n
+	return &c
+}
 
 // Ingest decodes one exposition body and appends the points of every sample a rule maps.
 // target is the scraped pod for application profiles, nil for ingress profiles. The text
@@ -85,7 +96,7 @@ func (m *Mapper) ingestText(dst []series.Point, data []byte, target *profile.Tar
 	if n := cache.Len(); cap(dst)-len(dst) < n {
 		dst = append(make([]series.Point, 0, len(dst)+n+n/8), dst...)
 	}
-	for {
+	for lines := 1; ; lines++ {
 		l, ok, err := sc.next()
 		if err != nil {
 			return dst, err
@@ -93,6 +104,10 @@ func (m *Mapper) ingestText(dst []series.Point, data []byte, target *profile.Tar
 		if !ok {
 			cache.commit()
 			return dst, nil
+		}
+		if lines > m.limit {
+			cache.abort()
+			return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, m.limit)
 		}
 		e, hit := cache.get(l.series)
 		if !hit {
@@ -102,10 +117,6 @@ func (m *Mapper) ingestText(dst []series.Point, data []byte, target *profile.Tar
 		}
 		cache.keep(e)
 		for i, k := range e.keys {
-			if len(dst) >= MaxSeriesPerScrape {
-				cache.abort()
-				return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, MaxSeriesPerScrape)
-			}
 			dst = append(dst, series.Point{ID: e.ids[i], Key: k, V: l.value * e.scale[i]})
 		}
 	}
@@ -115,6 +126,7 @@ func (m *Mapper) ingestText(dst []series.Point, data []byte, target *profile.Tar
 func (m *Mapper) ingestExpfmt(dst []series.Point, body io.Reader, format expfmt.Format, target *profile.Target, services profile.Services) ([]series.Point, error) {
 	dec := expfmt.NewDecoder(body, format)
 	var keys []series.Key
+	seen := 0
 	for {
 		var mf dto.MetricFamily
 		if err := dec.Decode(&mf); err != nil {
@@ -123,7 +135,11 @@ func (m *Mapper) ingestExpfmt(dst []series.Point, body io.Reader, format expfmt.
 			}
 			return dst, fmt.Errorf("decoding the exposition: %w", err)
 		}
-		for _, s := range expand(&mf) {
+		samples := expand(&mf)
+		if seen += len(samples); seen > m.limit {
+			return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, m.limit)
+		}
+		for _, s := range samples {
 			r := m.rules[s.name]
 			if r == nil {
 				continue
@@ -135,9 +151,6 @@ func (m *Mapper) ingestExpfmt(dst []series.Point, body io.Reader, format expfmt.
 			}
 			id := s.id()
 			for _, k := range keys {
-				if len(dst) >= MaxSeriesPerScrape {
-					return dst, fmt.Errorf("%w (%d)", ErrTooManySeries, MaxSeriesPerScrape)
-				}
 				dst = append(dst, series.Point{ID: id + "#" + k.Family.String(), Key: k, V: s.value * r.Scale(k.Family)})
 			}
 		}

@@ -22,8 +22,12 @@ import (
 // both; OpenMetrics-only exporters also serve text 0.0.4 when asked for it.
 const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3`
 
-// MaxBodyBytes bounds one scrape's body.
+// MaxBodyBytes bounds one scrape's body; a longer body fails the scrape (it is never cut and
+// parsed as if it were whole).
 const MaxBodyBytes = 64 << 20
+
+// ErrBodyTooLarge is returned for a body longer than MaxBodyBytes.
+var ErrBodyTooLarge = fmt.Errorf("scrape body exceeds %d bytes", MaxBodyBytes)
 
 // Observer receives the outcome of every scrape (for the adapter's own metrics).
 type Observer interface {
@@ -55,7 +59,9 @@ type Options struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Profiles map[string]profile.Profile
-	Services profile.Services
+	// SeriesLimit is the most series one target may expose (DefaultSeriesLimit when zero).
+	SeriesLimit int
+	Services    profile.Services
 	Observer Observer
 	Log      logr.Logger
 }
@@ -77,6 +83,9 @@ func New(o Options) (*Scraper, error) {
 		m, err := NewMapper(p)
 		if err != nil {
 			return nil, err
+		}
+		if o.SeriesLimit > 0 {
+			m = m.WithLimit(o.SeriesLimit)
 		}
 		s.mappers[name] = m
 	}
@@ -161,10 +170,15 @@ func (s *Scraper) scrapeOnce(ctx context.Context, t Target, cache *SeriesCache) 
 		return
 	}
 	took := s.clock.Since(start)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrTooManySeries), errors.Is(err, ErrBodyTooLarge):
+		// A limit is a misbehaving exporter, not a passing failure: say so at the default level.
+		s.store.Failed(t.Key, t.Name, err)
+		s.log.Info("Scrape refused: the target exceeds a limit", "target", t.Name, "url", t.URL, "err", err.Error())
+	case err != nil:
 		s.store.Failed(t.Key, t.Name, err)
 		s.log.V(1).Info("Scrape failed", "target", t.Name, "url", t.URL, "err", err.Error())
-	} else {
+	default:
 		// Samples carry the scrape's start time, as in Prometheus.
 		s.store.Scrape(t.Key, start.UnixMilli(), points)
 	}
@@ -195,6 +209,22 @@ func (s *Scraper) fetch(ctx context.Context, t Target, cache *SeriesCache) ([]se
 	if format.FormatType() == expfmt.TypeUnknown {
 		format = expfmt.NewFormat(expfmt.TypeTextPlain)
 	}
-	body := io.LimitReader(resp.Body, MaxBodyBytes)
+	body := &boundedReader{r: io.LimitReader(resp.Body, MaxBodyBytes+1), left: MaxBodyBytes}
 	return s.mappers[t.Profile].Ingest(nil, body, format, t.Pod, s.services, cache)
+}
+
+// boundedReader reads at most left bytes and fails with ErrBodyTooLarge on more.
+type boundedReader struct {
+	r    io.Reader
+	left int64
+}
+
+// Read implements io.Reader.
+func (b *boundedReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, ErrBodyTooLarge
+	}
+	return n, err //nolint:wrapcheck // io.EOF must pass as it is
 }

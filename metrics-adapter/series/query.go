@@ -95,9 +95,11 @@ func (s *Store) Evaluate(q Query, now int64) (Value, error) {
 			continue
 		}
 		matched = true
-		if ts := e.target; ts != nil && ts.failed != nil && e.ring.n > 0 && e.ring.last().T >= start {
-			// The target fed this value within the window and now cannot be read.
-			return Value{}, fmt.Errorf("%w: scrape target %s fed this value and its latest scrape failed: %v", ErrIncomplete, ts.name, ts.failed)
+		if ts := e.target; ts != nil && ts.failed != nil && e.seen == ts.scrapes {
+			// The target exposed this series at its last good scrape and cannot be read
+			// now: its share is missing, however long it has been failing, until its pod
+			// goes away (Drop).
+			return Value{}, fmt.Errorf("%w: scrape target %s feeds this value and its latest scrape failed: %v", ErrIncomplete, ts.name, ts.failed)
 		}
 		if e.stale {
 			continue

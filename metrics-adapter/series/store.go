@@ -125,9 +125,9 @@ func (s *Store) record(ts *targetSeries, gen uint64, t int64, points []Point) {
 }
 
 // Failed records that a scrape of target failed with err; name identifies the target in
-// errors. Until its next good scrape, every value that the target fed within the query window
-// is refused (ErrIncomplete) instead of being computed from the other targets alone: a sum
-// without one ingress replica's share would look like a drop in traffic.
+// errors. Until its next good scrape (or Drop), every value fed by a series the target exposed
+// at its last good scrape is refused (ErrIncomplete) instead of being computed from the other
+// targets alone: a sum without one ingress replica's share would look like a drop in traffic.
 func (s *Store) Failed(target, name string, err error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -169,8 +169,8 @@ func (s *Store) unindex(e *entry) {
 	}
 }
 
-// Forget removes series whose newest sample is at or before cutoff (Unix milliseconds), and
-// returns how many it removed. Run it periodically so that series of deleted pods go away.
+// Forget removes series whose newest sample is at or before cutoff (Unix milliseconds), except
+// those of targets whose latest scrape failed, and returns how many it removed. Run it periodically so that series of deleted pods go away.
 func (s *Store) Forget(cutoff int64) int {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -178,6 +178,11 @@ func (s *Store) Forget(cutoff int64) int {
 	defer s.mu.Unlock()
 	removed := 0
 	for target, ts := range s.targets {
+		if ts.failed != nil {
+			// A failing target's series stay until its pod goes (Drop): they are what
+			// makes the values it feeds an error rather than a smaller number.
+			continue
+		}
 		for id, e := range ts.byID {
 			if e.ring.n > 0 && e.ring.last().T > cutoff {
 				continue

@@ -177,11 +177,21 @@ func TestFailedTargetMakesAggregatesIncomplete(t *testing.T) {
 	if s.Len() != 4 {
 		t.Fatalf("%d series held after dropping b, want a's 4", s.Len())
 	}
-	// A failed target that fed nothing within the window does not block the value.
-	s.Scrape("ingress-old", t0-10*60_000, []Point{{ID: "r", Key: k, V: 1}})
-	s.Failed("ingress-old", "ingress-nginx pod ingress/old", errors.New("timeout"))
+	// A failing target blocks only the series it exposed at its last good scrape: one whose
+	// checkout series had vanished before it failed does not block checkout.
+	other := k
+	other.Service = "cart"
+	s.Scrape("ingress-c", t0, []Point{{ID: "r", Key: k, V: 1}})
+	s.Scrape("ingress-c", t0+15_000, []Point{{ID: "cart", Key: other, V: 1}})
+	s.Failed("ingress-c", "ingress-nginx pod ingress/c", errors.New("timeout"))
 	if v, err := s.Evaluate(queries["service rate"], last); err != nil || v.V != 10 {
-		t.Fatalf("with a long-idle failed target: %v, %v; want 10", v, err)
+		t.Fatalf("with a failed target that no longer served checkout: %v, %v; want 10", v, err)
+	}
+	// However long a target fails, its share stays missing: Forget keeps its series.
+	s.Forget(last + 3_600_000)
+	cart := Query{Measure: RequestRate, Object: Object{ServiceObject, "shop", "cart"}, Window: time.Minute}
+	if _, err := s.Evaluate(cart, last+3_600_000); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("an hour into the failure: %v, want ErrIncomplete", err)
 	}
 }
 

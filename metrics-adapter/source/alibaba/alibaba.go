@@ -41,6 +41,11 @@ type Deps struct {
 	// Observer, when set, returns what is told the duration and outcome of every API call
 	// of the named source ("cloudmonitor", "arms").
 	Observer func(source string) func(took time.Duration, err error)
+	// MaxQueries bounds the queries each source refreshes (remote.DefaultMaxWanted when 0).
+	MaxQueries int
+	// Evicted, when set, returns what is called for each query a source drops to keep
+	// MaxQueries.
+	Evicted func(source string) func()
 }
 
 func (d Deps) observe(source string) func(time.Duration, error) {

@@ -73,8 +73,12 @@ const concurrency = 4
 
 // newCache is a source's wanted-value cache: a few calls at a time, observed as name.
 func newCache[S any](c Common, name string, fetch remote.Fetch[S], deps Deps) *remote.Cache[S] {
+	var evicted func()
+	if deps.Evicted != nil {
+		evicted = deps.Evicted(strings.ToLower(name))
+	}
 	return remote.New(remote.Options{Name: name, Refresh: c.refresh(), Timeout: c.timeout(), Concurrency: concurrency,
-		Observe: deps.observe(strings.ToLower(name))}, fetch, deps.Clock)
+		Observe: deps.observe(strings.ToLower(name)), MaxWanted: deps.MaxQueries, Evicted: evicted}, fetch, deps.Clock)
 }
 
 // sdkPool hands out SDK clients, one call at a time each. The SDK's client is not safe for

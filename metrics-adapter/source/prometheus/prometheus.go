@@ -52,6 +52,10 @@ type Deps struct {
 	Log    logr.Logger
 	// Observe is told the duration and outcome of every query.
 	Observe func(took time.Duration, err error)
+	// MaxQueries bounds the queries refreshed (remote.DefaultMaxWanted when 0); Evicted is
+	// called for each one dropped to keep it.
+	MaxQueries int
+	Evicted    func()
 	// Cloud gives the Alibaba Cloud credentials for Auth.AlibabaCloud.
 	Cloud CredentialSource
 }
@@ -124,7 +128,8 @@ func New(cfg Config, deps Deps) (*Source, error) {
 		clk = clock.RealClock{}
 	}
 	s := &Source{api: promv1.NewAPI(c), clock: clk, rules: map[series.Measure]rule{}, log: deps.Log}
-	s.cache = remote.New(remote.Options{Name: "Prometheus", Refresh: cfg.Refresh, Forget: cfg.Forget, Timeout: cfg.Timeout, Observe: deps.Observe}, s.run, clk)
+	s.cache = remote.New(remote.Options{Name: "Prometheus", Refresh: cfg.Refresh, Forget: cfg.Forget, Timeout: cfg.Timeout, Observe: deps.Observe,
+		MaxWanted: deps.MaxQueries, Evicted: deps.Evicted}, s.run, clk)
 	for i, r := range cfg.Rules {
 		m, ok := measures[r.Measure]
 		if !ok {

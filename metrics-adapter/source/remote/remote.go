@@ -7,6 +7,7 @@ package remote
 
 import (
 	"cmp"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -42,7 +43,16 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Observe, when set, is told the outcome of every fetch.
 	Observe func(took time.Duration, err error)
+	// MaxWanted is the most queries kept (default DefaultMaxWanted): any caller of the API
+	// can ask about any object name, so past it the least recently asked query is dropped.
+	MaxWanted int
+	// Evicted, when set, is called for every query dropped to keep MaxWanted.
+	Evicted func()
 }
+
+// DefaultMaxWanted is the default bound on wanted queries per backend: far above what the
+// HPAs of a large cluster ask for (one to three per HPA).
+const DefaultMaxWanted = 10_000
 
 // Cache holds the wanted queries of one backend, keyed by a string that identifies the query
 // (the rendered PromQL, or the API parameters).
@@ -54,10 +64,13 @@ type Cache[S any] struct {
 
 	mu     sync.Mutex
 	wanted map[string]*entry[S]
+	// recency orders the wanted queries by when they were last asked for, newest first.
+	recency list.List
 }
 
 type entry[S any] struct {
 	key  string
+	elem *list.Element
 	spec S
 	// asked is when the API last asked for it.
 	asked time.Time
@@ -80,6 +93,9 @@ func New[S any](opts Options, fetch Fetch[S], clk clock.WithTicker) *Cache[S] {
 	opts.MaxBackoff = orDefault(opts.MaxBackoff, 5*time.Minute)
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
+	}
+	if opts.MaxWanted <= 0 {
+		opts.MaxWanted = DefaultMaxWanted
 	}
 	if opts.Name == "" {
 		opts.Name = "the backend"
@@ -104,12 +120,18 @@ func (c *Cache[S]) Get(key string, spec S, now int64, staleAfter time.Duration) 
 	c.mu.Lock()
 	e := c.wanted[key]
 	if e == nil {
+		for len(c.wanted) >= c.opts.MaxWanted {
+			c.evictOldest()
+		}
 		e = &entry[S]{key: key, spec: spec}
+		e.elem = c.recency.PushFront(e)
 		c.wanted[key] = e
 		select {
 		case c.wake <- struct{}{}:
 		default:
 		}
+	} else {
+		c.recency.MoveToFront(e.elem)
 	}
 	e.asked = c.clock.Now()
 	fetched, good, hasGood, err := e.fetched, e.good, e.hasGood, e.err
@@ -128,6 +150,20 @@ func (c *Cache[S]) Get(key string, spec S, now int64, staleAfter time.Duration) 
 			time.UnixMilli(good.Timestamp).UTC().Format(time.RFC3339), why)
 	}
 	return good, nil
+}
+
+// evictOldest drops the least recently asked query. Called with mu held.
+func (c *Cache[S]) evictOldest() {
+	last := c.recency.Back()
+	if last == nil {
+		return
+	}
+	e := last.Value.(*entry[S]) //nolint:forcetypeassert // only entries are pushed
+	c.recency.Remove(last)
+	delete(c.wanted, e.key)
+	if c.opts.Evicted != nil {
+		c.opts.Evicted()
+	}
 }
 
 // Len is the number of wanted queries.
@@ -162,6 +198,7 @@ func (c *Cache[S]) Refresh(ctx context.Context) {
 	for k, e := range c.wanted {
 		switch {
 		case now.Sub(e.asked) > c.opts.Forget:
+			c.recency.Remove(e.elem)
 			delete(c.wanted, k)
 		case now.Before(e.retryAt):
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 // backend answers with whatever the test sets and counts the fetches.
 type backend struct {
+	mu      sync.Mutex
 	clk     *clocktesting.FakeClock
 	v       float64
 	err     error
@@ -21,6 +23,8 @@ type backend struct {
 }
 
 func (b *backend) fetch(_ context.Context, spec string) (series.Value, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.fetches++
 	if b.err != nil {
 		return series.Value{}, fmt.Errorf("%s: %w", spec, b.err)
@@ -95,5 +99,43 @@ func TestCacheLifecycle(t *testing.T) {
 	c.Refresh(ctx)
 	if c.Len() != 0 {
 		t.Fatalf("%d queries kept after nobody asked for them", c.Len())
+	}
+}
+
+// Any caller can ask about any name: past MaxWanted the least recently asked query is dropped
+// (and counted), so the cache and the refresh work stay bounded.
+func TestCacheIsBounded(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	b := &backend{clk: clk, v: 1}
+	evicted := 0
+	c := New(Options{MaxWanted: 3, Evicted: func() { evicted++ }}, b.fetch, clk)
+	ask := func(key string) { _, _ = c.Get(key, key, clk.Now().UnixMilli(), time.Minute) }
+	for _, k := range []string{"a", "b", "c"} {
+		ask(k)
+		clk.Step(time.Second)
+	}
+	ask("a") // a is the most recently asked now; b is the oldest
+	ask("d")
+	if c.Len() != 3 || evicted != 1 {
+		t.Fatalf("%d queries kept, %d evicted; want 3 and 1", c.Len(), evicted)
+	}
+	c.Refresh(context.Background())
+	if b.fetches != 3 {
+		t.Fatalf("%d fetches, want 3 (the evicted query is not refreshed)", b.fetches)
+	}
+	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		c.mu.Lock()
+		_, ok := c.wanted[k]
+		c.mu.Unlock()
+		if ok != want {
+			t.Errorf("query %s kept: %v, want %v", k, ok, want)
+		}
+	}
+	// A flood of new names never grows it.
+	for i := range 1000 {
+		ask(fmt.Sprintf("flood-%d", i))
+	}
+	if c.Len() != 3 || c.recency.Len() != 3 || evicted != 1001 {
+		t.Fatalf("after a flood: %d queries, %d in recency, %d evicted", c.Len(), c.recency.Len(), evicted)
 	}
 }
