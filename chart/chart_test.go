@@ -139,6 +139,21 @@ func checkMetricsAdapter(t *testing.T, cs kubernetes.Interface) {
 	if d.Status.AvailableReplicas != *d.Spec.Replicas {
 		t.Fatalf("metrics-adapter deployment: %d of %d available", d.Status.AvailableReplicas, *d.Spec.Replicas)
 	}
+	// Every HPA on custom or external metrics depends on it: two replicas, kept apart, one
+	// kept up through voluntary disruptions.
+	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Affinity == nil || d.Spec.Template.Spec.Affinity.PodAntiAffinity == nil {
+		t.Errorf("metrics-adapter deployment: %d replicas, affinity %+v; want 2 replicas with anti-affinity", *d.Spec.Replicas, d.Spec.Template.Spec.Affinity)
+	}
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		pdb, err := cs.PolicyV1().PodDisruptionBudgets("lockstep-system").Get(ctx, "lockstep-metrics-adapter", metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("metrics-adapter PodDisruptionBudget: %w", err)
+		}
+		if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Status.ExpectedPods != 2 || pdb.Status.DisruptionsAllowed != 1 {
+			return fmt.Errorf("PodDisruptionBudget: minAvailable %v, status %+v; want 1 of 2 and one disruption allowed", pdb.Spec.MinAvailable, pdb.Status)
+		}
+		return nil
+	})
 	dyn, err := dynamic.NewForConfig(framework.Env(t).Config)
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +176,8 @@ func checkMetricsAdapter(t *testing.T, cs kubernetes.Interface) {
 	}{
 		{"default", "", "pods", "", "watch", true},
 		{"default", "", "services", "", "list", true},
+		{"default", "apps", "deployments", "", "watch", true},
+		{"default", "networking.k8s.io", "ingresses", "", "list", true},
 		{"", "authentication.k8s.io", "tokenreviews", "", "create", true},
 		{"", "authorization.k8s.io", "subjectaccessreviews", "", "create", true},
 		{"kube-system", "", "configmaps", "extension-apiserver-authentication", "get", true},

@@ -79,13 +79,13 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err != nil {
 		return err
 	}
-	source, err := remoteSources(ctx, cfg, o, obs, store)
+	index := objectIndex{services: services.Lister(), pods: pods.Lister(), deployments: deployments.Lister(), ingresses: ingresses.Lister()}
+	source, err := remoteSources(ctx, cfg, o, obs, store, index)
 	if err != nil {
 		return err
 	}
-	index := objectIndex{services: services.Lister(), pods: pods.Lister(), deployments: deployments.Lister(), ingresses: ingresses.Lister()}
 	prov := provider.New(provider.Options{
-		Source: source, Objects: index, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
+		Source: source, Pods: podLister{pods.Lister()}, Services: serviceLister{services.Lister()}, Clock: o.Clock,
 		Window: cfg.Window.Duration, StaleAfter: cfg.StaleAfter.Duration, Observe: obs.api, ObserveAge: obs.age,
 	})
 	base.WithCustomMetrics(prov)
@@ -271,8 +271,9 @@ func stripManagedFields(obj any) (any, error) {
 }
 
 // remoteSources chains the scraped store with the configured remote sources, started in the
-// background: explicit per-object mappings (CloudMonitor, ARMS) before templated PromQL.
-func remoteSources(ctx context.Context, cfg Config, o Options, obs *observability, store *series.Store) (provider.Source, error) {
+// background: explicit per-object mappings (CloudMonitor, ARMS) before templated PromQL. The
+// remote sources are asked only about objects that exist.
+func remoteSources(ctx context.Context, cfg Config, o Options, obs *observability, store *series.Store, index provider.ObjectIndex) (provider.Source, error) {
 	chain := provider.Chain{store}
 	var cloud *alibaba.CredentialSource
 	if cfg.AlibabaCloud != nil {
@@ -284,7 +285,7 @@ func remoteSources(ctx context.Context, cfg Config, o Options, obs *observabilit
 		cloud = creds
 		for _, s := range srcs {
 			go s.Run(ctx)
-			chain = append(chain, s)
+			chain = append(chain, provider.ExistingOnly(index, s))
 		}
 	}
 	if cfg.Prometheus != nil {
@@ -298,7 +299,7 @@ func remoteSources(ctx context.Context, cfg Config, o Options, obs *observabilit
 			return nil, err
 		}
 		go prom.Run(ctx)
-		chain = append(chain, prom)
+		chain = append(chain, provider.ExistingOnly(index, prom))
 	}
 	if len(chain) == 1 {
 		return store, nil

@@ -31,13 +31,6 @@ type Source interface {
 	Objects(kind series.ObjectKind) []series.Object
 }
 
-// ObjectIndex tells whether the object a query is about exists in the cluster. Remote sources
-// register (and keep refreshing) every query they are asked, so a query about an object that
-// does not exist is refused before it reaches them. known is false for kinds it cannot tell.
-type ObjectIndex interface {
-	Exists(o series.Object) (exists, known bool)
-}
-
 // PodLister resolves a Pods metric's label selector to pod names.
 type PodLister interface {
 	PodNames(namespace string, selector labels.Selector) ([]string, error)
@@ -46,7 +39,6 @@ type PodLister interface {
 // Provider implements custom-metrics-apiserver's MetricsProvider over a Source.
 type Provider struct {
 	source     Source
-	objects    ObjectIndex
 	pods       PodLister
 	services   profile.Services
 	clock      clock.PassiveClock
@@ -61,9 +53,7 @@ type Provider struct {
 
 // Options configure a Provider.
 type Options struct {
-	Source Source
-	// Objects, when set, refuses queries about objects that do not exist (404).
-	Objects  ObjectIndex
+	Source   Source
 	Pods     PodLister
 	Services profile.Services
 	Clock    clock.PassiveClock
@@ -79,7 +69,7 @@ type Options struct {
 
 // New returns a provider serving DefaultCatalog.
 func New(o Options) *Provider {
-	p := &Provider{source: o.Source, objects: o.Objects, pods: o.Pods, services: o.Services, clock: o.Clock, window: o.Window,
+	p := &Provider{source: o.Source, pods: o.Pods, services: o.Services, clock: o.Clock, window: o.Window,
 		staleAfter: o.StaleAfter, catalog: DefaultCatalog(), object: map[string]Metric{}, external: map[string]Metric{}, observe: o.Observe,
 		observeAge: o.ObserveAge}
 	if p.clock == nil {
@@ -240,11 +230,6 @@ func (p *Provider) objectValue(m Metric, res servedResource, namespace, name str
 
 // evaluate runs q against the source and renders the scaled value.
 func (p *Provider) evaluate(m Metric, q series.Query) (series.Value, resource.Quantity, error) {
-	if p.objects != nil {
-		if exists, known := p.objects.Exists(q.Object); known && !exists {
-			return series.Value{}, resource.Quantity{}, notFound(fmt.Sprintf("metric %s: %s %s/%s does not exist", m.Name, kindName(q.Object.Kind), q.Object.Namespace, q.Object.Name))
-		}
-	}
 	now := p.clock.Now().UnixMilli()
 	v, err := p.source.Evaluate(q, now)
 	if err != nil {

@@ -186,29 +186,25 @@ func (o objects) Exists(obj series.Object) (exists, known bool) {
 	return o[obj], true
 }
 
-// A query about an object that does not exist is refused before any source sees it (a remote
-// source would register and keep refreshing it); kinds the index cannot tell pass.
-func TestQueriesAboutMissingObjects(t *testing.T) {
+// A remote source is not asked about an object that does not exist (it would register and keep
+// refreshing the query); kinds the index cannot tell pass.
+func TestExistingOnly(t *testing.T) {
 	src := &fakeSource{value: series.Value{V: 7, Timestamp: now.UnixMilli(), Series: 1}}
-	p := New(Options{Source: src, Objects: objects{{Kind: series.ServiceObject, Namespace: "shop", Name: "checkout"}: true},
-		Pods: pods{"a"}, Clock: clocktesting.NewFakePassiveClock(now), Window: time.Minute, StaleAfter: 45 * time.Second})
-	info := cmprovider.CustomMetricInfo{GroupResource: servicesResource, Namespaced: true, Metric: "requests_per_second"}
-	if _, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "checkout"}, info, labels.Everything()); err != nil {
-		t.Fatalf("existing service: %v", err)
+	checkout := series.Object{Kind: series.ServiceObject, Namespace: "shop", Name: "checkout"}
+	guarded := ExistingOnly(objects{checkout: true}, src)
+	if v, err := guarded.Evaluate(series.Query{Object: checkout}, now.UnixMilli()); err != nil || v.V != 7 {
+		t.Fatalf("existing service: %v, %v", v, err)
 	}
 	src.got = series.Query{}
-	_, err := p.GetMetricByName(context.Background(), types.NamespacedName{Namespace: "shop", Name: "no-such-service"}, info, labels.Everything())
-	if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("missing service: %v, want 404 saying it does not exist", err)
+	missing := series.Object{Kind: series.ServiceObject, Namespace: "shop", Name: "no-such-service"}
+	if _, err := guarded.Evaluate(series.Query{Object: missing}, now.UnixMilli()); !errors.Is(err, series.ErrNoSeries) || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing service: %v, want ErrNoSeries saying it does not exist", err)
 	}
 	if src.got.Object.Name != "" {
 		t.Fatalf("the source was asked about a missing object: %+v", src.got.Object)
 	}
-	sel, err := labels.Parse("route=r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.GetExternalMetric(context.Background(), "shop", sel, cmprovider.ExternalMetricInfo{Metric: "ingress_requests_per_second"}); err != nil {
+	route := series.Object{Kind: series.RouteObject, Namespace: "shop", Name: "r"}
+	if _, err := guarded.Evaluate(series.Query{Object: route}, now.UnixMilli()); err != nil || src.got.Object != route {
 		t.Fatalf("a route (existence unknown) was refused: %v", err)
 	}
 }

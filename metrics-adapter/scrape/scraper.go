@@ -62,8 +62,8 @@ type Options struct {
 	// SeriesLimit is the most series one target may expose (DefaultSeriesLimit when zero).
 	SeriesLimit int
 	Services    profile.Services
-	Observer Observer
-	Log      logr.Logger
+	Observer    Observer
+	Log         logr.Logger
 }
 
 // New compiles the profiles and returns an idle scraper; Sync starts loops.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"maps"
@@ -75,6 +76,9 @@ func benchAPILatency(b *testing.B) {
 		}
 		fmt.Fprintf(&ingress, "- profile: ingress-nginx\n  namespace: %s\n  selector: app=bench-ingress-%s\n  port: \"%d\"\n  path: /%s\n", systemNS, replica, exp.port(), replica)
 	}
+	// A hostile ingress pod, started after the measurements at 56,000 series, exports
+	// hostileSeries series from /hostile.
+	fmt.Fprintf(&ingress, "- profile: ingress-nginx\n  namespace: %s\n  selector: app=bench-hostile\n  port: \"%d\"\n  path: /hostile\n", systemNS, exp.port())
 	port, proc, err := startAdapter(ctx, env, cs, "metrics-adapter-bench", fmt.Sprintf("scrapeInterval: %s\ningress:\n%s", benchInterval, ingress.String()))
 	if err != nil {
 		b.Fatal(err)
@@ -132,6 +136,10 @@ func benchAPILatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	hostileRSS, hostilePeak, hostileErrs := hostilePhase(b, cs, direct, queries, proc.Pid())
+	b.ReportMetric(hostileRSS, "rss-with-hostile-MiB")
+	b.ReportMetric(hostilePeak, "peak-rss-with-hostile-MiB")
+	b.ReportMetric(float64(hostileErrs), "errors-with-hostile")
 	b.ReportMetric(series, "series")
 	b.ReportMetric(float64(len(directLat))/benchLoad.Seconds(), "req/s")
 	b.ReportMetric(inside*1000, "provider-p99-ms")
@@ -362,6 +370,58 @@ func pct(d []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+// hostileSeries is how many series the hostile target exports: ten times the default limit.
+const hostileSeries = 1_000_000
+
+// hostilePhase starts the hostile ingress pod and, once the adapter has refused it, asks for
+// the other Services at the full HPA rate; it returns the adapter's RSS and peak RSS (MiB) and
+// the failed calls for the other Services meanwhile.
+func hostilePhase(b *testing.B, cs, direct kubernetes.Interface, queries []string, pid int) (rss, peak float64, errs int) {
+	ctx := context.Background()
+	if err := createDeployment(ctx, cs, loopbackDeployment(systemNS, "bench-hostile", 1, nil)); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	defer func() { _ = cs.AppsV1().Deployments(systemNS).Delete(ctx, "bench-hostile", metav1.DeleteOptions{}) }()
+	framework.Eventually(b, 2*time.Minute, func(context.Context) error {
+		if n := adapterCounter(b, direct, "lockstep_metrics_adapter_scrape_limit_exceeded_total"); n < 1 {
+			return fmt.Errorf("the hostile target has not been refused yet")
+		}
+		return nil
+	})
+	// The full HPA load for benchLoad (40 s: the hostile target is scraped, and refused,
+	// two or three more times meanwhile).
+	_, errs = load(direct, queries)
+	mem, err := framework.ProcMemory(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if held := adapterGauge(b, direct, "lockstep_metrics_adapter_series"); held >= float64(hostileSeries)/10 {
+		b.Fatalf("the adapter holds %v series with the hostile target", held)
+	}
+	return mem["VmRSS"], mem["VmHWM"], errs
+}
+
+// adapterCounter sums a counter of the adapter over its label values.
+func adapterCounter(b *testing.B, cs kubernetes.Interface, name string) float64 {
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for line := range strings.SplitSeq(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			if f, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
+				sum += f
+			}
+		}
+	}
+	return sum
+}
+
 // benchExporter serves, at /a and /b, ingress-nginx metrics for n Services: requests by two
 // methods and two statuses and an eight-bucket latency histogram, 14 series per Service.
 type benchExporter struct {
@@ -395,7 +455,11 @@ func (e *benchExporter) bump(i int, n float64) {
 
 var benchBounds = []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "+Inf"}
 
-func (e *benchExporter) serve(w http.ResponseWriter, _ *http.Request) {
+func (e *benchExporter) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/hostile" {
+		e.serveHostile(w)
+		return
+	}
 	e.mu.Lock()
 	extra := slices.Clone(e.extra)
 	e.mu.Unlock()
@@ -422,4 +486,16 @@ func (e *benchExporter) serve(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	_, _ = w.Write([]byte(sb.String()))
+}
+
+// serveHostile streams hostileSeries short series (about 56 MB, under the body limit, so that
+// the series limit is what refuses it).
+func (e *benchExporter) serveHostile(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	bw := bufio.NewWriterSize(w, 1<<16)
+	_, _ = bw.WriteString("# TYPE nginx_ingress_controller_requests counter\n")
+	for i := range hostileSeries {
+		_, _ = fmt.Fprintf(bw, "nginx_ingress_controller_requests{service=\"h%07d\"} 1\n", i)
+	}
+	_ = bw.Flush()
 }

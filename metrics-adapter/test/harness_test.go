@@ -44,6 +44,8 @@ type harness struct {
 	prom *promFeed
 	// cms is a CloudMonitor stand-in behind the adapter's Alibaba Cloud source.
 	cms *cloudMonitor
+	// adapters are the two replicas serving behind the APIServices, as the chart runs them.
+	adapters []*testbed.Process
 }
 
 var (
@@ -120,7 +122,13 @@ prometheus:
     labels: {namespace: namespace, service: service}
     query: 'sum(rate(nginx_ingress_controller_requests{ {{.Matchers}} }[{{.Window}}]))'
 `, scrapeInterval, scrapeInterval, rateWindow, staleAfter, systemNS, h.ingress.port(), systemNS, h.legacy.port(), systemNS, h.prom.url) + h.cms.config(secretDir)
-	if _, _, err := startAdapter(ctx, env, cs, "metrics-adapter", config); err != nil {
+	bin, err := adapterBinary()
+	if err != nil {
+		return nil, err
+	}
+	if _, h.adapters, err = framework.StartMetricsAdapterReplicas(ctx, env, cs, framework.MetricsAdapter{
+		Name: "metrics-adapter", Namespace: systemNS, Binary: bin, Config: config, Replicas: 2,
+	}); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -129,11 +137,19 @@ prometheus:
 // startAdapter runs bin/metrics-adapter with config and registers it for the custom and
 // external metrics APIs. It returns the port and the process.
 func startAdapter(ctx context.Context, env *testbed.Env, cs kubernetes.Interface, name, config string) (int, *testbed.Process, error) {
-	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "metrics-adapter"))
+	bin, err := adapterBinary()
 	if err != nil {
 		return 0, nil, err
 	}
 	return framework.StartMetricsAdapter(ctx, env, cs, framework.MetricsAdapter{Name: name, Namespace: systemNS, Binary: bin, Config: config})
+}
+
+func adapterBinary() (string, error) {
+	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "metrics-adapter"))
+	if err != nil {
+		return "", fmt.Errorf("locating bin/metrics-adapter: %w", err)
+	}
+	return bin, nil
 }
 
 // loopbackDeployment is a Deployment of kwok pods whose IP is 127.0.0.1, so that the
