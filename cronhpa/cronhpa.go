@@ -103,33 +103,38 @@ func Scheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
+// complete fills the defaults and checks the leader election timing.
+func (o *Options) complete() error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Registry == nil {
+		o.Registry = crmetrics.Registry
+	}
+	if o.DefaultLocation == nil {
+		o.DefaultLocation = time.UTC
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.StartingDeadline <= 0 {
+		o.StartingDeadline = 5 * time.Minute
+	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = DefaultLeaseDuration
+	}
+	if o.RenewDeadline <= 0 {
+		o.RenewDeadline = DefaultRenewDeadline
+	}
+	if o.RetryPeriod <= 0 {
+		o.RetryPeriod = DefaultRetryPeriod
+	}
+	return ValidateLeaderElection(o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
+}
+
 // New builds the controller manager: the reconciler, the webhook and the probes.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
-	if opts.Registry == nil {
-		opts.Registry = crmetrics.Registry
-	}
-	if opts.DefaultLocation == nil {
-		opts.DefaultLocation = time.UTC
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.StartingDeadline <= 0 {
-		opts.StartingDeadline = 5 * time.Minute
-	}
-	if opts.LeaseDuration <= 0 {
-		opts.LeaseDuration = DefaultLeaseDuration
-	}
-	if opts.RenewDeadline <= 0 {
-		opts.RenewDeadline = DefaultRenewDeadline
-	}
-	if opts.RetryPeriod <= 0 {
-		opts.RetryPeriod = DefaultRetryPeriod
-	}
-	if err := ValidateLeaderElection(opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod); err != nil {
+	if err := opts.complete(); err != nil {
 		return nil, err
 	}
 	scheme, err := Scheme()

@@ -25,105 +25,98 @@ func TestRetryBackoff(t *testing.T) {
 	}
 }
 
+// want is what a job record must show after a decision.
+type want struct {
+	state v1beta1.JobState
+	// handled is the recorded lastScheduleTime ("" for none).
+	handled string
+	// retries and nextRetry describe the retry entry (0 attempts: no entry).
+	retries   int32
+	nextRetry time.Time
+	// message holds substrings of the message.
+	message []string
+}
+
+func (w want) check(t *testing.T, r v1beta1.Condition) {
+	t.Helper()
+	if r.State != w.state {
+		t.Errorf("state %s, want %s", r.State, w.state)
+	}
+	switch {
+	case w.handled == "" && r.LastScheduleTime != nil:
+		t.Errorf("lastScheduleTime %s, want none", r.LastScheduleTime)
+	case w.handled != "" && (r.LastScheduleTime == nil || !r.LastScheduleTime.Time.Equal(ts(w.handled))):
+		t.Errorf("lastScheduleTime %v, want %s", r.LastScheduleTime, w.handled)
+	}
+	switch {
+	case w.retries == 0 && r.Retry != nil:
+		t.Errorf("retry %+v, want none", r.Retry)
+	case w.retries != 0 && (r.Retry == nil || r.Retry.Attempts != w.retries || !r.Retry.NextTime.Time.Equal(w.nextRetry)):
+		t.Errorf("retry %+v, want attempt %d next at %s", r.Retry, w.retries, w.nextRetry)
+	}
+	for _, m := range w.message {
+		if !strings.Contains(r.Message, m) {
+			t.Errorf("message %q lacks %q", r.Message, m)
+		}
+	}
+}
+
 // The job records written after each kind of decision.
 func TestJobRecords(t *testing.T) {
 	const deadline = time.Minute
 	now := ts("2026-11-22T10:30:05Z")
 	instant := ts("2026-11-22T10:30:00Z")
 	next := ts("2026-11-22T10:40:00Z")
+	const previous = "2026-11-22T10:20:00Z"
 	prior := v1beta1.Condition{
 		Name: "up", JobID: "id-1", Schedule: "0 */10 * * * *", TargetSize: 3, State: v1beta1.Succeed,
-		SubmittedTime: mt("2026-11-22T09:00:00Z"), LastScheduleTime: mt("2026-11-22T10:20:00Z"), LastProbeTime: *mt("2026-11-22T10:20:00Z"),
+		SubmittedTime: mt("2026-11-22T09:00:00Z"), LastScheduleTime: mt(previous), LastProbeTime: *mt(previous),
 	}
 	failing := prior
 	failing.State = v1beta1.Failed
 	failing.Retry = &v1beta1.JobRetry{ScheduleTime: metav1.NewTime(instant), Attempts: 2, NextTime: *mt("2026-11-22T10:30:04Z")}
-	scaleErr := errors.New("deployments.apps \"shop\" not found")
+	nearDeadline := failing
+	nearDeadline.Retry = &v1beta1.JobRetry{ScheduleTime: *mt("2026-11-22T10:29:20Z"), Attempts: 9, NextTime: *mt("2026-11-22T10:30:05Z")}
+	scaleErr := runResult{err: errors.New("deployments.apps \"shop\" not found")}
+	run := jobDecision{action: ActionRun, instant: instant, next: next}
 	tests := map[string]struct {
 		prior    v1beta1.Condition
 		decision jobDecision
 		result   runResult
-		check    func(t *testing.T, r v1beta1.Condition)
+		want     want
 	}{
 		"success records the time and clears any retry": {
-			prior: failing, decision: jobDecision{action: ActionRun, instant: instant, next: next},
-			result: runResult{outcome: scaleOutcome{message: "current replicas:1, desired replicas:3"}},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.State != v1beta1.Succeed || !r.LastScheduleTime.Time.Equal(instant) || r.Retry != nil {
-					t.Errorf("record %+v", r)
-				}
-				if !strings.Contains(r.Message, "desired replicas:3") {
-					t.Errorf("message %q", r.Message)
-				}
-			},
+			prior: failing, decision: run, result: runResult{outcome: scaleOutcome{message: "current replicas:1, desired replicas:3"}},
+			want: want{state: v1beta1.Succeed, handled: "2026-11-22T10:30:00Z", message: []string{"desired replicas:3"}},
 		},
 		"first failure schedules a retry in a second and leaves the time unhandled": {
-			prior: prior, decision: jobDecision{action: ActionRun, instant: instant, next: next}, result: runResult{err: scaleErr},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.State != v1beta1.Failed || !r.LastScheduleTime.Time.Equal(ts("2026-11-22T10:20:00Z")) {
-					t.Errorf("record %+v", r)
-				}
-				if r.Retry == nil || r.Retry.Attempts != 1 || !r.Retry.ScheduleTime.Time.Equal(instant) || !r.Retry.NextTime.Time.Equal(now.Add(time.Second)) {
-					t.Errorf("retry %+v", r.Retry)
-				}
-				if !strings.Contains(r.Message, "not found") || !strings.Contains(r.Message, "attempt 1") {
-					t.Errorf("message %q", r.Message)
-				}
-			},
+			prior: prior, decision: run, result: scaleErr,
+			want: want{state: v1beta1.Failed, handled: previous, retries: 1, nextRetry: now.Add(time.Second), message: []string{"not found", "attempt 1"}},
 		},
 		"further failures back off": {
-			prior: failing, decision: jobDecision{action: ActionRun, instant: instant, next: next}, result: runResult{err: scaleErr},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.Retry == nil || r.Retry.Attempts != 3 || !r.Retry.NextTime.Time.Equal(now.Add(4*time.Second)) {
-					t.Errorf("retry %+v", r.Retry)
-				}
-			},
+			prior: failing, decision: run, result: scaleErr,
+			want: want{state: v1beta1.Failed, handled: previous, retries: 3, nextRetry: now.Add(4 * time.Second)},
 		},
 		"the last retry is at the deadline": {
-			prior: func() v1beta1.Condition {
-				c := failing
-				c.Retry = &v1beta1.JobRetry{ScheduleTime: *mt("2026-11-22T10:29:20Z"), Attempts: 9, NextTime: *mt("2026-11-22T10:30:05Z")}
-				return c
-			}(),
-			decision: jobDecision{action: ActionRun, instant: ts("2026-11-22T10:29:20Z"), next: next}, result: runResult{err: scaleErr},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				// 30 s after now would be past the deadline (10:30:20): the last try is at it.
-				if r.Retry == nil || r.Retry.Attempts != 10 || !r.Retry.NextTime.Time.Equal(ts("2026-11-22T10:30:20Z")) {
-					t.Errorf("retry %+v, want the next at the deadline", r.Retry)
-				}
-			},
+			// 30 s after now would be past the deadline (10:30:20): the last try is at it.
+			prior: nearDeadline, decision: jobDecision{action: ActionRun, instant: ts("2026-11-22T10:29:20Z"), next: next}, result: scaleErr,
+			want: want{state: v1beta1.Failed, handled: previous, retries: 10, nextRetry: ts("2026-11-22T10:30:20Z")},
 		},
 		"waiting for a retry changes nothing": {
 			prior: failing, decision: jobDecision{action: ActionNone, instant: instant, next: next, waiting: true},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.Retry == nil || r.Retry.Attempts != 2 || r.State != v1beta1.Failed {
-					t.Errorf("record %+v", r)
-				}
-			},
+			want: want{state: v1beta1.Failed, handled: previous, retries: 2, nextRetry: ts("2026-11-22T10:30:04Z")},
 		},
 		"giving up records the time as failed and ends the retries": {
 			prior: failing, decision: jobDecision{action: ActionGiveUp, instant: instant, next: next},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.State != v1beta1.Failed || !r.LastScheduleTime.Time.Equal(instant) || r.Retry != nil || !strings.Contains(r.Message, "gave up") {
-					t.Errorf("record %+v", r)
-				}
-			},
+			want: want{state: v1beta1.Failed, handled: "2026-11-22T10:30:00Z", message: []string{"gave up"}},
 		},
 		"a miss is recorded": {
 			prior: prior, decision: jobDecision{action: ActionMiss, instant: instant, next: next},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.State != v1beta1.Missed || !r.LastScheduleTime.Time.Equal(instant) {
-					t.Errorf("record %+v", r)
-				}
-			},
+			want: want{state: v1beta1.Missed, handled: "2026-11-22T10:30:00Z"},
 		},
 		"a changed schedule starts a new record": {
 			prior: prior, decision: jobDecision{action: ActionNone, next: next, fresh: true, submitted: now},
-			check: func(t *testing.T, r v1beta1.Condition) {
-				if r.JobID == "id-1" || r.State != v1beta1.Submitted || !r.SubmittedTime.Time.Equal(now) || !r.NextScheduleTime.Time.Equal(next) {
-					t.Errorf("record %+v", r)
-				}
-			},
+			want: want{state: v1beta1.Submitted, message: []string{"is scheduled"}},
 		},
 	}
 	for name, tc := range tests {
@@ -140,7 +133,10 @@ func TestJobRecords(t *testing.T) {
 			if len(got) != 1 || got[0].Name != "up" {
 				t.Fatalf("records %+v: want one for job up (the removed job's record dropped)", got)
 			}
-			tc.check(t, got[0])
+			tc.want.check(t, got[0])
+			if tc.decision.fresh && (got[0].JobID == "id-1" || !got[0].SubmittedTime.Time.Equal(now) || !got[0].NextScheduleTime.Time.Equal(next)) {
+				t.Errorf("fresh record %+v: want a new job id, submitted now, next at %s", got[0], next)
+			}
 		})
 	}
 }

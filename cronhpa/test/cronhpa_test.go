@@ -135,17 +135,7 @@ func TestHPATarget(t *testing.T) {
 	ns := framework.Namespace(t, framework.Clientset(t))
 	ctx := context.Background()
 	deployment(t, c, ns, "api", 2)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "api"},
-			MinReplicas:    ptr.To[int32](2),
-			MaxReplicas:    5,
-		},
-	}
-	if err := c.Create(ctx, hpa); err != nil {
-		t.Fatal(err)
-	}
+	hpaOn(t, c, ns, "api", 2, 5)
 	obj := cronHPA(ns, "api", "api",
 		v1beta1.Job{Name: "sale-start", Schedule: dateIn(2 * time.Second), TargetSize: 8},
 		v1beta1.Job{Name: "sale-end", Schedule: dateIn(5 * time.Second), TargetSize: 1},

@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -253,4 +254,20 @@ func cronHPA(ns, name, target string, jobs ...v1beta1.Job) *v1beta1.CronHorizont
 // dateIn returns a @date schedule d from now (UTC, whole seconds).
 func dateIn(d time.Duration) string {
 	return "@date " + time.Now().UTC().Add(d).Truncate(time.Second).Format("2006-01-02 15:04:05")
+}
+
+// hpaOn creates an HPA named like the Deployment it scales, with the given bounds and no metrics.
+func hpaOn(t *testing.T, c client.Client, ns, name string, minReplicas, maxReplicas int32) {
+	t.Helper()
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
+			MinReplicas:    ptr.To(minReplicas),
+			MaxReplicas:    maxReplicas,
+		},
+	}
+	if err := c.Create(context.Background(), hpa); err != nil {
+		t.Fatal(err)
+	}
 }

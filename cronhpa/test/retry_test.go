@@ -71,7 +71,7 @@ func refuseScaleTo(t *testing.T, c client.Client, ns, deployment string, n int32
 		scale.Spec.Replicas = n
 		_, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, deployment, scale, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil || !strings.Contains(err.Error(), "not allowed") {
-			return fmt.Errorf("the policy is not enforced yet (%v)", err)
+			return fmt.Errorf("the policy is not enforced yet (%w)", err)
 		}
 		return nil
 	})
@@ -148,17 +148,7 @@ func TestHPABoundsDuringStatusWrites(t *testing.T) {
 	ns := framework.Namespace(t, cs)
 	ctx := context.Background()
 	deployment(t, c, ns, "api", 2)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "api"},
-			MinReplicas:    ptr.To[int32](2),
-			MaxReplicas:    5,
-		},
-	}
-	if err := c.Create(ctx, hpa); err != nil {
-		t.Fatal(err)
-	}
+	hpaOn(t, c, ns, "api", 2, 5)
 	errorsBefore := counter(t, "lockstep_cronhpa_run_errors_total", "", "")
 
 	writeCtx, stopWriting := context.WithCancel(ctx)

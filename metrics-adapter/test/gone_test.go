@@ -2,15 +2,12 @@ package test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
@@ -26,28 +23,12 @@ func TestExporterGoneHoldsReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.legacy.setIngressRate(ns, "legacy", 30)
-	createHPA(t, h.cs, ns, "legacy-gw", 1, 6, autoscalingv2.MetricSpec{
-		Type: autoscalingv2.ExternalMetricSourceType,
-		External: &autoscalingv2.ExternalMetricSource{
-			Metric: autoscalingv2.MetricIdentifier{Name: "ingress_requests_per_second", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "legacy"}}},
-			Target: averageValue("10"),
-		},
-	})
+	qpsHPA(t, h.cs, ns, "legacy-gw", "legacy", 6)
 	waitReplicas(t, h.cs, ns, "legacy-gw", 3, 2*time.Minute)
 
 	h.legacy.stop()
 	path := fmt.Sprintf("%s/namespaces/%s/ingress_requests_per_second?labelSelector=service%%3Dlegacy", externalV1, ns)
-	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		v, err := getMetric(ctx, h.cs, path)
-		var status apierrors.APIStatus
-		if err == nil {
-			return fmt.Errorf("still served: %v", v)
-		}
-		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable {
-			return fmt.Errorf("want 503, got %w", err)
-		}
-		return nil
-	})
+	waitUnavailable(t, h.cs, path, "")
 	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
 		hpa, err := h.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "legacy-gw", metav1.GetOptions{})
 		if err != nil {

@@ -3,9 +3,12 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +139,37 @@ func waitMetric(t *testing.T, cs kubernetes.Interface, path string, want, tolera
 			return fmt.Errorf("%s = %v, want %v ± %.0f%%", path, got, want, tolerance*100)
 		}
 		return nil
+	})
+}
+
+// waitUnavailable waits until path answers 503 (never a value) with a message containing
+// mention.
+func waitUnavailable(t *testing.T, cs kubernetes.Interface, path, mention string) {
+	t.Helper()
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		v, err := getMetric(ctx, cs, path)
+		var status apierrors.APIStatus
+		if err == nil {
+			return fmt.Errorf("still served: %v", v)
+		}
+		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable {
+			return fmt.Errorf("want 503, got %w", err)
+		}
+		if !strings.Contains(err.Error(), mention) {
+			return fmt.Errorf("the error does not say %q: %w", mention, err)
+		}
+		return nil
+	})
+}
+
+// qpsHPA creates an HPA on target scaling on ingress_requests_per_second of service, 10 per pod.
+func qpsHPA(t *testing.T, cs kubernetes.Interface, ns, target, service string, maxReplicas int32) {
+	t.Helper()
+	createHPA(t, cs, ns, target, 1, maxReplicas, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ExternalMetricSourceType,
+		External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "ingress_requests_per_second", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": service}}},
+			Target: averageValue("10"),
+		},
 	})
 }

@@ -2,17 +2,12 @@ package test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -42,33 +37,14 @@ func TestFailedReplicaScrapeHoldsReplicas(t *testing.T) {
 	if err := createDeployment(ctx, h.cs, loopbackDeployment(ns, "split-gw", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	createHPA(t, h.cs, ns, "split-gw", 1, 6, autoscalingv2.MetricSpec{
-		Type: autoscalingv2.ExternalMetricSourceType,
-		External: &autoscalingv2.ExternalMetricSource{
-			Metric: autoscalingv2.MetricIdentifier{Name: "ingress_requests_per_second", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "split"}}},
-			Target: averageValue("10"),
-		},
-	})
+	qpsHPA(t, h.cs, ns, "split-gw", "split", 6)
 	path := fmt.Sprintf("%s/namespaces/%s/ingress_requests_per_second?labelSelector=service%%3Dsplit", externalV1, ns)
 	waitMetric(t, h.cs, path, 30, 1)
 	waitReplicas(t, h.cs, ns, "split-gw", 3, 2*time.Minute)
 
 	// Replica 1 is overloaded: its pod runs, its /metrics answers 503.
 	exporters[1].failing.Store(true)
-	framework.Eventually(t, 15*time.Second, func(ctx context.Context) error {
-		v, err := getMetric(ctx, h.cs, path)
-		var status apierrors.APIStatus
-		if err == nil {
-			return fmt.Errorf("still served: %v", v)
-		}
-		if !errors.As(err, &status) || status.Status().Code != http.StatusServiceUnavailable {
-			return fmt.Errorf("want 503, got %w", err)
-		}
-		if !strings.Contains(err.Error(), "ingress-replicated-"+ns+"-1") {
-			return fmt.Errorf("the error does not name the failing replica: %w", err)
-		}
-		return nil
-	})
+	waitUnavailable(t, h.cs, path, "ingress-replicated-"+ns+"-1")
 	// The HPA holds at 3 (half the traffic alone would take it to 2).
 	keepsReplicas(t, h.cs, ns, "split-gw", 3, 10*time.Second)
 
@@ -101,7 +77,7 @@ func ingressReplicaPod(t *testing.T, cs kubernetes.Interface, name string, port 
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "controller", Image: "registry.example/ingress-nginx:1",
-			Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(port)}}, //nolint:gosec // a loopback port fits
+			Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: int32(port)}},
 		}}},
 	}
 	if _, err := cs.CoreV1().Pods(systemNS).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {

@@ -30,13 +30,7 @@ func TestOneOfTwoReplicasStops(t *testing.T) {
 	if err := createDeployment(ctx, h.cs, loopbackDeployment(ns, "steady-gw", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	createHPA(t, h.cs, ns, "steady-gw", 1, 8, autoscalingv2.MetricSpec{
-		Type: autoscalingv2.ExternalMetricSourceType,
-		External: &autoscalingv2.ExternalMetricSource{
-			Metric: autoscalingv2.MetricIdentifier{Name: "ingress_requests_per_second", Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"service": "steady"}}},
-			Target: averageValue("10"),
-		},
-	})
+	qpsHPA(t, h.cs, ns, "steady-gw", "steady", 8)
 	path := fmt.Sprintf("%s/namespaces/%s/ingress_requests_per_second?labelSelector=service%%3Dsteady", externalV1, ns)
 	waitMetric(t, h.cs, path, 40, 1)
 	waitReplicas(t, h.cs, ns, "steady-gw", 4, time.Minute)

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,7 +103,7 @@ func startController(t *testing.T, env *testbed.Env, bin, name, leaseNS string) 
 
 // counter reads one series of a counter from the process' metrics (0 when absent).
 func (c controllerProcess) counter(name, state string) (float64, error) {
-	resp, err := http.Get(c.metrics) //nolint:gosec,noctx // a loopback test endpoint
+	resp, err := http.Get(c.metrics) //nolint:noctx // a loopback test endpoint
 	if err != nil {
 		return 0, fmt.Errorf("reading metrics: %w", err)
 	}
@@ -141,6 +142,60 @@ func failover(t *testing.T, env *testbed.Env, bin, mode string, stop func(*testb
 	holder := waitLeaseHeld(t, cs, ns, "")
 	standby := startController(t, env, bin, "cronhpa-standby-"+strings.ToLower(mode), ns)
 
+	obj, fireAt := createSale(t, cs, c, ns)
+
+	// Watch the Deployment from now on, to time the scale change.
+	w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "shop").String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	time.Sleep(time.Until(fireAt.Add(-leadBefore))) // the moment the leader goes is the test's subject, not a wait for a condition
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop(leader.proc) }()
+
+	landed := waitLanded(t, w, fireAt)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if newHolder := waitLeaseHeld(t, cs, ns, holder); newHolder == holder {
+		t.Fatalf("the lease is still held by the stopped leader %s", holder)
+	}
+
+	// Once: the standby ran the time once (the leader was gone before it came due), and keeps it
+	// at one.
+	framework.Eventually(t, 10*time.Second, func(context.Context) error {
+		n, err := standby.counter("lockstep_cronhpa_executions_total", "Succeed")
+		if err != nil || n != 1 {
+			return fmt.Errorf("standby executions{Succeed} = %v (%w), want 1", n, err)
+		}
+		return nil
+	})
+	framework.Consistently(t, 3*time.Second, func(context.Context) error {
+		n, err := standby.counter("lockstep_cronhpa_executions_total", "Succeed")
+		if err != nil || n != 1 {
+			return fmt.Errorf("standby executions{Succeed} = %v (%w), want 1", n, err)
+		}
+		return nil
+	})
+	var got v1beta1.CronHorizontalPodAutoscaler
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), &got); err != nil {
+		t.Fatal(err)
+	}
+	rec := got.Status.Conditions[0]
+	if rec.State != v1beta1.Succeed || rec.LastScheduleTime == nil || !rec.LastScheduleTime.Time.Equal(fireAt) {
+		t.Fatalf("job record %+v: want Succeed for %s", rec, fireAt)
+	}
+	return landed.Sub(fireAt)
+}
+
+// createSale creates the Deployment and a CronHorizontalPodAutoscaler whose one @date job comes
+// due leadBefore + 4 s from now, waits until the leader has scheduled it, and returns it with
+// the scheduled time.
+func createSale(t *testing.T, cs kubernetes.Interface, c client.Client, ns string) (*v1beta1.CronHorizontalPodAutoscaler, time.Time) {
+	t.Helper()
+	ctx := context.Background()
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "shop"},
 		Spec: appsv1.DeploymentSpec{
@@ -178,19 +233,14 @@ func failover(t *testing.T, env *testbed.Env, bin, mode string, stop func(*testb
 		return nil
 	})
 
-	// Watch the Deployment from now on, to time the scale change.
-	w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "shop").String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	return obj, fireAt
+}
 
-	time.Sleep(time.Until(fireAt.Add(-leadBefore))) // the moment the leader goes is the test's subject, not a wait for a condition
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop(leader.proc) }()
-
+// waitLanded returns when the watched Deployment is scaled to 5.
+func waitLanded(t *testing.T, w watch.Interface, fireAt time.Time) time.Time {
+	t.Helper()
 	var landed time.Time
-	deadline := time.After(fireAt.Sub(time.Now()) + 30*time.Second)
+	deadline := time.After(time.Until(fireAt) + 30*time.Second)
 	for landed.IsZero() {
 		select {
 		case ev, ok := <-w.ResultChan():
@@ -204,38 +254,7 @@ func failover(t *testing.T, env *testbed.Env, bin, mode string, stop func(*testb
 			t.Fatalf("the fire at %s never landed", fireAt.Format(time.TimeOnly))
 		}
 	}
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
-	}
-	if newHolder := waitLeaseHeld(t, cs, ns, holder); newHolder == holder {
-		t.Fatalf("the lease is still held by the stopped leader %s", holder)
-	}
-
-	// Once: the standby ran the time once (the leader was gone before it came due), and keeps it
-	// at one.
-	framework.Eventually(t, 10*time.Second, func(context.Context) error {
-		n, err := standby.counter("lockstep_cronhpa_executions_total", "Succeed")
-		if err != nil || n != 1 {
-			return fmt.Errorf("standby executions{Succeed} = %v (%v), want 1", n, err)
-		}
-		return nil
-	})
-	framework.Consistently(t, 3*time.Second, func(context.Context) error {
-		n, err := standby.counter("lockstep_cronhpa_executions_total", "Succeed")
-		if err != nil || n != 1 {
-			return fmt.Errorf("standby executions{Succeed} = %v (%v), want 1", n, err)
-		}
-		return nil
-	})
-	var got v1beta1.CronHorizontalPodAutoscaler
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), &got); err != nil {
-		t.Fatal(err)
-	}
-	rec := got.Status.Conditions[0]
-	if rec.State != v1beta1.Succeed || rec.LastScheduleTime == nil || !rec.LastScheduleTime.Time.Equal(fireAt) {
-		t.Fatalf("job record %+v: want Succeed for %s", rec, fireAt)
-	}
-	return landed.Sub(fireAt)
+	return landed
 }
 
 // waitLeaseHeld waits until the cronhpa lease in ns is held by someone other than notBy, and
