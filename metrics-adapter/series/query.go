@@ -99,7 +99,7 @@ func (s *Store) Evaluate(q Query, now int64) (Value, error) {
 			// The target exposed this series at its last good scrape and cannot be read
 			// now: its share is missing, however long it has been failing, until its pod
 			// goes away (Drop).
-			return Value{}, fmt.Errorf("%w: scrape target %s feeds this value and its latest scrape failed: %v", ErrIncomplete, ts.name, ts.failed)
+			return Value{}, fmt.Errorf("%w: scrape target %s feeds this value and its latest scrape failed: %w", ErrIncomplete, ts.name, ts.failed)
 		}
 		if e.stale {
 			continue
