@@ -24,6 +24,7 @@ import (
 	"k8s.io/utils/clock"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
+	"github.com/lockstep-dev/lockstep/metrics-adapter/frontproxy"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/provider"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
@@ -54,18 +55,14 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	}
 	pods := informers.Core().V1().Pods()
 	services := informers.Core().V1().Services()
-	for _, inf := range []cache.SharedIndexInformer{pods.Informer(), services.Informer()} {
-		if err := inf.SetTransform(stripManagedFields); err != nil {
-			return fmt.Errorf("setting an informer transform: %w", err)
-		}
-	}
 	// Deployments and Ingresses are only checked for existence: keep their names alone.
 	deployments := informers.Apps().V1().Deployments()
 	ingresses := informers.Networking().V1().Ingresses()
-	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), ingresses.Informer()} {
-		if err := inf.SetTransform(nameOnly); err != nil {
-			return fmt.Errorf("setting an informer transform: %w", err)
-		}
+	if err := setTransforms(map[cache.SharedIndexInformer]cache.TransformFunc{
+		pods.Informer(): stripManagedFields, services.Informer(): stripManagedFields,
+		deployments.Informer(): nameOnly, ingresses.Informer(): nameOnly,
+	}); err != nil {
+		return err
 	}
 	// Enough samples for the window at the scrape interval, with room for jitter.
 	capacity := int(cfg.Window.Duration/cfg.ScrapeInterval.Duration)*3/2 + 2
@@ -90,6 +87,11 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	})
 	base.WithCustomMetrics(prov)
 	base.WithExternalMetrics(prov)
+	if cfg.FrontProxyVerification == "cached" {
+		if err := cacheFrontProxy(base, o.Clock, obs); err != nil {
+			return err
+		}
+	}
 	server, err := base.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
@@ -131,6 +133,21 @@ func Run(ctx context.Context, base *basecmd.AdapterBase, o Options) error {
 	if err := server.GenericAPIServer.PrepareRun().RunWithContext(ctx); err != nil {
 		return fmt.Errorf("serving: %w", err)
 	}
+	return nil
+}
+
+// cacheFrontProxy puts the front-proxy certificate cache in front of the authenticator the
+// library built from the delegated authentication flags.
+func cacheFrontProxy(base *basecmd.AdapterBase, clk clock.PassiveClock, obs *observability) error {
+	cfg, err := base.Config()
+	if err != nil {
+		return fmt.Errorf("building the API server configuration: %w", err)
+	}
+	auth := &cfg.GenericConfig.Authentication
+	if auth.Authenticator == nil || auth.RequestHeaderConfig == nil {
+		return nil // no delegated authentication (--authentication-skip-lookup without a CA)
+	}
+	auth.Authenticator = frontproxy.New(auth.Authenticator, auth.RequestHeaderConfig, frontproxy.Options{Clock: clk, Observe: obs.frontProxyAuth})
 	return nil
 }
 
@@ -222,6 +239,15 @@ type serviceLister struct{ l corelisters.ServiceLister }
 func (s serviceLister) ServiceExists(namespace, name string) bool {
 	_, err := s.l.Services(namespace).Get(name)
 	return err == nil
+}
+
+func setTransforms(transforms map[cache.SharedIndexInformer]cache.TransformFunc) error {
+	for inf, fn := range transforms {
+		if err := inf.SetTransform(fn); err != nil {
+			return fmt.Errorf("setting an informer transform: %w", err)
+		}
+	}
+	return nil
 }
 
 // objectIndex answers provider.ObjectIndex from the informers' caches. HTTPRoutes are not

@@ -35,6 +35,10 @@ type Config struct {
 	// MaxRemoteQueries is the most queries each remote source keeps refreshing (default
 	// 10,000); past it the least recently asked is dropped.
 	MaxRemoteQueries int `json:"maxRemoteQueries,omitempty"`
+	// FrontProxyVerification is "cached" (default): the aggregator's front-proxy client
+	// certificate chain is verified once a minute per chain, not on every request; "always"
+	// verifies it on every request, as the library does.
+	FrontProxyVerification string `json:"frontProxyVerification,omitempty"`
 	// Ingress lists the ingress controllers to scrape.
 	Ingress []scrape.IngressTargets `json:"ingress,omitempty"`
 	// AppProfile is the profile of annotated application pods (default http-app); "none"
@@ -98,6 +102,9 @@ func (c *Config) defaults() {
 	if c.AppProfile == "" {
 		c.AppProfile = "http-app"
 	}
+	if c.FrontProxyVerification == "" {
+		c.FrontProxyVerification = "cached"
+	}
 	if c.SeriesLimit == 0 {
 		c.SeriesLimit = scrape.DefaultSeriesLimit
 	}
@@ -120,6 +127,8 @@ func (c *Config) validateTiming() error {
 		return fmt.Errorf("window %s: at least two scrape intervals (%s), or a rate has fewer than two samples", c.Window, 2*c.ScrapeInterval.Duration)
 	case c.StaleAfter.Duration <= c.ScrapeInterval.Duration:
 		return fmt.Errorf("staleAfter %s: longer than scrapeInterval (%s)", c.StaleAfter, c.ScrapeInterval)
+	case c.FrontProxyVerification != "cached" && c.FrontProxyVerification != "always":
+		return fmt.Errorf("frontProxyVerification %q: cached or always", c.FrontProxyVerification)
 	case c.SeriesLimit < 0:
 		return fmt.Errorf("seriesLimit %d: must be positive", c.SeriesLimit)
 	case c.MaxRemoteQueries < 0:

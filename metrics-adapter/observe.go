@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lockstep-dev/lockstep/metrics-adapter/frontproxy"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/scrape"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
@@ -20,6 +21,7 @@ type observability struct {
 	scrapeLimited  *prometheus.CounterVec
 	sourceDuration *prometheus.HistogramVec
 	evicted        *prometheus.CounterVec
+	frontProxy     *prometheus.CounterVec
 }
 
 func newObservability(reg prometheus.Registerer, seriesCount, targets func() int) *observability {
@@ -51,13 +53,17 @@ func newObservability(reg prometheus.Registerer, seriesCount, targets func() int
 			Name: "lockstep_metrics_adapter_remote_queries_evicted_total",
 			Help: "Remote-source queries dropped to keep at most maxRemoteQueries, the least recently asked first, by source.",
 		}, []string{"source"}),
+		frontProxy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lockstep_metrics_adapter_front_proxy_authentications_total",
+			Help: "Requests by how the front-proxy client certificate was checked: cached (chain verified earlier), verified (now), passed (to the library's authenticator).",
+		}, []string{"result"}),
 		sourceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lockstep_metrics_adapter_source_request_duration_seconds",
 			Help:    "Duration of background requests to remote sources (Prometheus, CloudMonitor, ARMS), by source and result (ok, error, throttled); count the error results for the source error rate.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 9),
 		}, []string{"source", "result"}),
 	}
-	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors, o.scrapeLimited, o.sourceDuration, o.evicted,
+	reg.MustRegister(o.apiLatency, o.valueAge, o.scrapeDuration, o.scrapeErrors, o.scrapeLimited, o.sourceDuration, o.evicted, o.frontProxy,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_series", Help: "Series held in memory."},
 			func() float64 { return float64(seriesCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lockstep_metrics_adapter_scrape_targets", Help: "Targets being scraped."},
@@ -100,6 +106,11 @@ func (o *observability) Scraped(profile string, took time.Duration, _ int, err e
 	if errors.Is(err, scrape.ErrTooManySeries) || errors.Is(err, scrape.ErrBodyTooLarge) {
 		o.scrapeLimited.WithLabelValues(profile).Inc()
 	}
+}
+
+// frontProxyAuth records how one request's front-proxy certificate was checked.
+func (o *observability) frontProxyAuth(r frontproxy.Result) {
+	o.frontProxy.WithLabelValues(string(r)).Inc()
 }
 
 // evictions returns the counter of one remote source's evicted queries.

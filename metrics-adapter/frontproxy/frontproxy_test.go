@@ -1,0 +1,147 @@
+package frontproxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+// fallback stands for the rest of the library's authenticator chain.
+type fallback struct{ calls int }
+
+func (f *fallback) AuthenticateRequest(*http.Request) (*authenticator.Response, bool, error) {
+	f.calls++
+	return nil, false, nil
+}
+
+func leaf(t *testing.T, ca *testbed.Authority, cn string) *x509.Certificate {
+	t.Helper()
+	pair, err := ca.Sign(testbed.CertRequest{CommonName: cn, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pair.CertPEM)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func request(cert *x509.Certificate, userHeader string) *http.Request {
+	r, _ := http.NewRequest(http.MethodGet, "https://adapter/apis/custom.metrics.k8s.io/v1beta2", nil)
+	if cert != nil {
+		r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+	}
+	if userHeader != "" {
+		r.Header.Set("X-Remote-User", userHeader)
+		r.Header.Add("X-Remote-Group", "system:serviceaccounts")
+		r.Header.Set("X-Remote-Extra-Scopes", "hpa")
+	}
+	return r
+}
+
+// The cache answers as the library's request-header authenticator does, for every kind of
+// request, and verifies a chain only once per TTL.
+func TestMatchesTheLibrary(t *testing.T) {
+	ca, err := testbed.NewAuthority("front-proxy-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := testbed.NewAuthority("another-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := dynamiccertificates.NewStaticCAContent("front-proxy", ca.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &authenticatorfactory.RequestHeaderConfig{
+		UsernameHeaders:     headerrequest.StaticStringSlice{"X-Remote-User"},
+		UIDHeaders:          headerrequest.StaticStringSlice{},
+		GroupHeaders:        headerrequest.StaticStringSlice{"X-Remote-Group"},
+		ExtraHeaderPrefixes: headerrequest.StaticStringSlice{"X-Remote-Extra-"},
+		CAContentProvider:   bundle,
+		AllowedClientNames:  headerrequest.StaticStringSlice{"front-proxy-client"},
+	}
+	library := headerrequest.NewDynamicVerifyOptionsSecure(bundle.VerifyOptions, cfg.AllowedClientNames, cfg.UsernameHeaders, cfg.UIDHeaders, cfg.GroupHeaders, cfg.ExtraHeaderPrefixes)
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	next := &fallback{}
+	results := map[Result]int{}
+	a := New(next, cfg, Options{Clock: clk, Size: 2, Observe: func(r Result) { results[r]++ }})
+
+	good := leaf(t, ca, "front-proxy-client")
+	tests := []struct {
+		name string
+		req  *http.Request
+		want Result
+	}{
+		{"front proxy, first call", request(good, "system:serviceaccount:kube-system:horizontal-pod-autoscaler"), Verified},
+		{"front proxy, again", request(good, "system:serviceaccount:kube-system:horizontal-pod-autoscaler"), Cached},
+		{"front proxy, another user", request(good, "alice"), Cached},
+		{"front proxy without a user header", request(good, ""), Passed},
+		{"a certificate from another CA", request(leaf(t, other, "front-proxy-client"), "mallory"), Passed},
+		{"a common name not allowed", request(leaf(t, ca, "someone-else"), "mallory"), Passed},
+		{"no client certificate", request(nil, "mallory"), Passed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := results[tc.want]
+			// Both authenticators consume the X-Remote headers: each gets its own copy.
+			want, wantOK, _ := library.AuthenticateRequest(tc.req.Clone(tc.req.Context()))
+			got, gotOK, _ := a.AuthenticateRequest(tc.req)
+			if results[tc.want] != before+1 {
+				t.Fatalf("outcome counts %v, want one more %s", results, tc.want)
+			}
+			if tc.want == Passed {
+				if gotOK || wantOK {
+					t.Fatalf("answered %v (the library %v) for a request it must pass on", userOf(got), userOf(want))
+				}
+				return
+			}
+			if !gotOK || !wantOK || !sameUser(got.User, want.User) {
+				t.Fatalf("got %v (%v), the library %v (%v)", userOf(got), gotOK, userOf(want), wantOK)
+			}
+		})
+	}
+	if next.calls != 4 {
+		t.Errorf("%d requests passed on, want 4", next.calls)
+	}
+
+	// After the TTL the chain is verified again.
+	clk.SetTime(clk.Now().Add(DefaultTTL + time.Second))
+	if _, ok, _ := a.AuthenticateRequest(request(good, "bob")); !ok || results[Verified] != 2 {
+		t.Fatalf("after the TTL: ok %v, outcomes %v; want a second verification", ok, results)
+	}
+	// Bounded: three different chains in a cache of two.
+	for i := range 3 {
+		a.AuthenticateRequest(request(leaf(t, ca, "front-proxy-client"), fmt.Sprintf("user-%d", i))) //nolint:errcheck // only the size matters here
+	}
+	if n := a.Len(); n > 2 {
+		t.Fatalf("%d chains remembered, want at most 2", n)
+	}
+}
+
+func sameUser(a, b user.Info) bool {
+	return a.GetName() == b.GetName() && fmt.Sprint(a.GetGroups()) == fmt.Sprint(b.GetGroups()) && fmt.Sprint(a.GetExtra()) == fmt.Sprint(b.GetExtra())
+}
+
+func userOf(r *authenticator.Response) any {
+	if r == nil {
+		return nil
+	}
+	return r.User
+}
