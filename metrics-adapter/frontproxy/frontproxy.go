@@ -4,7 +4,8 @@
 // against the request-header CA on every request (about a fifth of the adapter's CPU in the
 // API benchmark), although the aggregator presents the same certificate on every call. This
 // authenticator verifies a chain once, remembers it for a short time (bounded, keyed by the
-// chain and the CA bundle), and reads the headers directly while it is remembered. Anything it
+// chain and the CA bundle), and reads the headers directly while it is remembered; a chain that
+// fails the check is remembered too and passed on without checking it again. Anything it
 // does not recognise goes to the library's authenticator unchanged.
 package frontproxy
 
@@ -36,7 +37,7 @@ type Result string
 const (
 	// Cached: the chain was remembered and the headers named the user.
 	Cached Result = "cached"
-	// Verified: the chain was verified now (and is remembered).
+	// Verified: the chain was verified now (and is remembered) and the headers named the user.
 	Verified Result = "verified"
 	// Passed: the request went to the library's authenticator (no client certificate, a chain
 	// that does not verify against the request-header CA, or no user in the headers).
@@ -54,8 +55,16 @@ type Authenticator struct {
 	size    int
 	observe func(Result)
 
-	mu       sync.Mutex
-	verified map[[sha256.Size]byte]time.Time
+	mu sync.Mutex
+	// checked holds, per chain, until when its check stands and whether it passed: a chain
+	// that is not the front proxy's (a client certificate from the cluster CA) is not checked
+	// against the request-header CA again on every request either.
+	checked map[[sha256.Size]byte]check
+}
+
+type check struct {
+	until time.Time
+	ok    bool
 }
 
 // Options tune New; zero values take the defaults.
@@ -87,7 +96,7 @@ func New(next authenticator.Request, cfg *authenticatorfactory.RequestHeaderConf
 		ttl:      o.TTL,
 		size:     o.Size,
 		observe:  o.Observe,
-		verified: map[[sha256.Size]byte]time.Time{},
+		checked:  map[[sha256.Size]byte]check{},
 	}
 }
 
@@ -100,13 +109,14 @@ func (a *Authenticator) AuthenticateRequest(req *http.Request) (*authenticator.R
 	key := a.key(chain)
 	now := a.clock.Now()
 	result := Cached
-	if !a.remembered(key, now) {
-		until, ok := a.verify(chain, now)
-		if !ok {
-			return a.pass(req)
-		}
-		a.remember(key, now, until)
+	c, known := a.remembered(key, now)
+	if !known {
+		c = a.verify(chain, now)
+		a.remember(key, now, c)
 		result = Verified
+	}
+	if !c.ok {
+		return a.pass(req)
 	}
 	// The same check the library makes after verifying the chain: the headers name the user.
 	resp, ok, err := a.headers.AuthenticateRequest(req)
@@ -144,11 +154,17 @@ func (a *Authenticator) key(chain []*x509.Certificate) [sha256.Size]byte {
 
 // verify checks the chain as the library's request-header verifier does: against the
 // request-header CA for client authentication, and the leaf's common name against the allowed
-// names (any, when none are configured). It returns until when the result may be remembered.
-func (a *Authenticator) verify(chain []*x509.Certificate, now time.Time) (time.Time, bool) {
+// names (any, when none are configured). The result may be remembered until its until.
+func (a *Authenticator) verify(chain []*x509.Certificate, now time.Time) check {
+	until := now.Add(a.ttl)
+	for _, c := range chain {
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
 	opts, ok := a.cfg.CAContentProvider.VerifyOptions()
 	if !ok {
-		return time.Time{}, false
+		return check{until: until}
 	}
 	opts.CurrentTime = now
 	if opts.Intermediates == nil && len(chain) > 1 {
@@ -158,50 +174,44 @@ func (a *Authenticator) verify(chain []*x509.Certificate, now time.Time) (time.T
 		}
 	}
 	if _, err := chain[0].Verify(opts); err != nil {
-		return time.Time{}, false
+		return check{until: until}
 	}
 	if a.cfg.AllowedClientNames != nil {
 		if allowed := a.cfg.AllowedClientNames.Value(); len(allowed) > 0 && !slices.Contains(allowed, chain[0].Subject.CommonName) {
-			return time.Time{}, false
+			return check{until: until}
 		}
 	}
-	until := now.Add(a.ttl)
-	for _, c := range chain {
-		if c.NotAfter.Before(until) {
-			until = c.NotAfter
-		}
-	}
-	return until, true
+	return check{until: until, ok: true}
 }
 
-func (a *Authenticator) remembered(key [sha256.Size]byte, now time.Time) bool {
+func (a *Authenticator) remembered(key [sha256.Size]byte, now time.Time) (check, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	until, ok := a.verified[key]
-	return ok && now.Before(until)
+	c, ok := a.checked[key]
+	return c, ok && now.Before(c.until)
 }
 
 // remember stores a verified chain; when the cache is full, expired entries go first, then
 // everything (the next requests verify again).
-func (a *Authenticator) remember(key [sha256.Size]byte, now, until time.Time) {
+func (a *Authenticator) remember(key [sha256.Size]byte, now time.Time, c check) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.verified) >= a.size {
-		for k, u := range a.verified {
-			if !now.Before(u) {
-				delete(a.verified, k)
+	if len(a.checked) >= a.size {
+		for k, old := range a.checked {
+			if !now.Before(old.until) {
+				delete(a.checked, k)
 			}
 		}
-		if len(a.verified) >= a.size {
-			clear(a.verified)
+		if len(a.checked) >= a.size {
+			clear(a.checked)
 		}
 	}
-	a.verified[key] = until
+	a.checked[key] = c
 }
 
 // Len is the number of chains remembered.
 func (a *Authenticator) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.verified)
+	return len(a.checked)
 }

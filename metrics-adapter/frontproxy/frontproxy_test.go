@@ -54,6 +54,17 @@ func request(cert *x509.Certificate, userHeader string) *http.Request {
 	return r
 }
 
+// countingCA counts how often a chain is checked against the bundle.
+type countingCA struct {
+	dynamiccertificates.CAContentProvider
+	checks int
+}
+
+func (c *countingCA) VerifyOptions() (x509.VerifyOptions, bool) {
+	c.checks++
+	return c.CAContentProvider.VerifyOptions()
+}
+
 // The cache answers as the library's request-header authenticator does, for every kind of
 // request, and verifies a chain only once per TTL.
 func TestMatchesTheLibrary(t *testing.T) {
@@ -69,12 +80,13 @@ func TestMatchesTheLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	counting := &countingCA{CAContentProvider: bundle}
 	cfg := &authenticatorfactory.RequestHeaderConfig{
 		UsernameHeaders:     headerrequest.StaticStringSlice{"X-Remote-User"},
 		UIDHeaders:          headerrequest.StaticStringSlice{},
 		GroupHeaders:        headerrequest.StaticStringSlice{"X-Remote-Group"},
 		ExtraHeaderPrefixes: headerrequest.StaticStringSlice{"X-Remote-Extra-"},
-		CAContentProvider:   bundle,
+		CAContentProvider:   counting,
 		AllowedClientNames:  headerrequest.StaticStringSlice{"front-proxy-client"},
 	}
 	library := headerrequest.NewDynamicVerifyOptionsSecure(bundle.VerifyOptions, cfg.AllowedClientNames, cfg.UsernameHeaders, cfg.UIDHeaders, cfg.GroupHeaders, cfg.ExtraHeaderPrefixes)
@@ -119,6 +131,18 @@ func TestMatchesTheLibrary(t *testing.T) {
 	}
 	if next.calls != 4 {
 		t.Errorf("%d requests passed on, want 4", next.calls)
+	}
+	// A client certificate that is not the front proxy's is checked once, then passed on
+	// without checking it again.
+	stranger := leaf(t, other, "kubernetes-admin")
+	checks := counting.checks
+	for range 3 {
+		if _, ok, _ := a.AuthenticateRequest(request(stranger, "")); ok {
+			t.Fatal("answered for a stranger's certificate")
+		}
+	}
+	if counting.checks != checks+1 || next.calls != 7 {
+		t.Errorf("a stranger's chain was checked %d times for 3 requests (want 1), %d passed on in all (want 7)", counting.checks-checks, next.calls)
 	}
 
 	// After the TTL the chain is verified again.

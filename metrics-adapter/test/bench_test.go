@@ -121,7 +121,9 @@ func benchAPILatency(b *testing.B) {
 	// within 5 ms (the histogram's first bucket), to tell its part from the API server's.
 	const metricsAPIs = `verb="GET"`
 	adapterBefore := adapterBuckets(b, direct, "apiserver_request_duration_seconds", metricsAPIs)
+	cpuBefore := procCPUSeconds(b, proc.Pid())
 	aggLat, aggErrs := load(aggregated, queries)
+	aggCPU := procCPUSeconds(b, proc.Pid()) - cpuBefore
 	adapterAfter := adapterBuckets(b, direct, "apiserver_request_duration_seconds", metricsAPIs)
 	// The same load on a plain read the API server answers from its watch cache: what the
 	// API server itself costs on this machine, without any aggregated API behind it.
@@ -155,6 +157,8 @@ func benchAPILatency(b *testing.B) {
 	b.ReportMetric(ms(pct(aggLat, 50)), "aggregator-p50-ms")
 	b.ReportMetric(ms(pct(aggLat, 99)), "aggregator-p99-ms")
 	b.ReportMetric(100*servedWithin(adapterBefore, adapterAfter, 0.005), "aggregated-in-adapter-within-5ms-%")
+	// The adapter's CPU while it served the aggregated load (scrapes included), in cores.
+	b.ReportMetric(aggCPU/benchLoad.Seconds(), "adapter-cores-aggregated")
 	b.ReportMetric(ms(pct(baseLat, 50)), "apiserver-alone-p50-ms")
 	b.ReportMetric(ms(pct(baseLat, 99)), "apiserver-alone-p99-ms")
 	b.ReportMetric(float64(directErrs+aggErrs+baseErrs), "errors")
@@ -406,6 +410,23 @@ func hostilePhase(b *testing.B, cs, direct kubernetes.Interface, queries []strin
 		b.Fatalf("the adapter holds %v series with the hostile target", held)
 	}
 	return mem["VmRSS"], mem["VmHWM"], errs
+}
+
+// procCPUSeconds is the user and system CPU time a process has used (/proc/<pid>/stat, at the
+// kernel's 100 ticks per second).
+func procCPUSeconds(b *testing.B, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parsing /proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return (utime + stime) / 100
 }
 
 // adapterCounter sums a counter of the adapter over its label values.
