@@ -42,7 +42,7 @@ unit: ## Run only the tests that need no test bed (quick; tests that need it are
 
 .PHONY: e2e
 e2e: testbed build ## Run the end-to-end scenarios (build tag e2e): the sales event at full length and cronhpa failover.
-	env -u LOCKSTEP_UNIT_ONLY go test -tags e2e $(TEST_FLAGS) -v -run 'TestSalesEventFullLength|TestFailover' ./test/demo/ ./cronhpa/test/
+	env -u LOCKSTEP_UNIT_ONLY go test -tags e2e $(TEST_FLAGS) -v -run 'TestSalesEventFullLength|TestFailover' ./test/demo/ ./cronhpa/test/failover/
 
 .PHONY: bench
 bench: testbed build ## Run benchmarks against the test bed and print their figures (about 15 minutes).

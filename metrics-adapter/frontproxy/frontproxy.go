@@ -89,14 +89,14 @@ func New(next authenticator.Request, cfg *authenticatorfactory.RequestHeaderConf
 		o.Size = DefaultSize
 	}
 	return &Authenticator{
-		next:     next,
-		headers:  headerrequest.NewDynamic(cfg.UsernameHeaders, cfg.UIDHeaders, cfg.GroupHeaders, cfg.ExtraHeaderPrefixes),
-		cfg:      cfg,
-		clock:    o.Clock,
-		ttl:      o.TTL,
-		size:     o.Size,
-		observe:  o.Observe,
-		checked:  map[[sha256.Size]byte]check{},
+		next:    next,
+		headers: headerrequest.NewDynamic(cfg.UsernameHeaders, cfg.UIDHeaders, cfg.GroupHeaders, cfg.ExtraHeaderPrefixes),
+		cfg:     cfg,
+		clock:   o.Clock,
+		ttl:     o.TTL,
+		size:    o.Size,
+		observe: o.Observe,
+		checked: map[[sha256.Size]byte]check{},
 	}
 }
 

@@ -65,9 +65,16 @@ func (c *countingCA) VerifyOptions() (x509.VerifyOptions, bool) {
 	return c.CAContentProvider.VerifyOptions()
 }
 
-// The cache answers as the library's request-header authenticator does, for every kind of
-// request, and verifies a chain only once per TTL.
-func TestMatchesTheLibrary(t *testing.T) {
+// fixture is a front-proxy CA and another CA, and a request-header configuration on the first
+// whose bundle counts the checks made against it.
+type fixture struct {
+	ca, other *testbed.Authority
+	counting  *countingCA
+	cfg       *authenticatorfactory.RequestHeaderConfig
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
 	ca, err := testbed.NewAuthority("front-proxy-ca")
 	if err != nil {
 		t.Fatal(err)
@@ -81,14 +88,21 @@ func TestMatchesTheLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	counting := &countingCA{CAContentProvider: bundle}
-	cfg := &authenticatorfactory.RequestHeaderConfig{
+	return fixture{ca: ca, other: other, counting: counting, cfg: &authenticatorfactory.RequestHeaderConfig{
 		UsernameHeaders:     headerrequest.StaticStringSlice{"X-Remote-User"},
 		UIDHeaders:          headerrequest.StaticStringSlice{},
 		GroupHeaders:        headerrequest.StaticStringSlice{"X-Remote-Group"},
 		ExtraHeaderPrefixes: headerrequest.StaticStringSlice{"X-Remote-Extra-"},
 		CAContentProvider:   counting,
 		AllowedClientNames:  headerrequest.StaticStringSlice{"front-proxy-client"},
-	}
+	}}
+}
+
+// The cache answers as the library's request-header authenticator does, for every kind of
+// request, and verifies a chain only once per TTL.
+func TestMatchesTheLibrary(t *testing.T) {
+	f := newFixture(t)
+	ca, other, cfg, bundle := f.ca, f.other, f.cfg, f.counting.CAContentProvider
 	library := headerrequest.NewDynamicVerifyOptionsSecure(bundle.VerifyOptions, cfg.AllowedClientNames, cfg.UsernameHeaders, cfg.UIDHeaders, cfg.GroupHeaders, cfg.ExtraHeaderPrefixes)
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	next := &fallback{}
@@ -132,27 +146,38 @@ func TestMatchesTheLibrary(t *testing.T) {
 	if next.calls != 4 {
 		t.Errorf("%d requests passed on, want 4", next.calls)
 	}
-	// A client certificate that is not the front proxy's is checked once, then passed on
-	// without checking it again.
-	stranger := leaf(t, other, "kubernetes-admin")
-	checks := counting.checks
+}
+
+// A chain is checked once per TTL, also when it fails (a direct caller's cluster
+// certificate); the cache holds at most Size chains.
+func TestRemembersAndBounds(t *testing.T) {
+	f := newFixture(t)
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	next := &fallback{}
+	results := map[Result]int{}
+	a := New(next, f.cfg, Options{Clock: clk, Size: 2, Observe: func(r Result) { results[r]++ }})
+	good := leaf(t, f.ca, "front-proxy-client")
+	if _, ok, _ := a.AuthenticateRequest(request(good, "bob")); !ok || results[Verified] != 1 {
+		t.Fatalf("first call: ok %v, outcomes %v", ok, results)
+	}
+	stranger := leaf(t, f.other, "kubernetes-admin")
+	checks := f.counting.checks
 	for range 3 {
 		if _, ok, _ := a.AuthenticateRequest(request(stranger, "")); ok {
 			t.Fatal("answered for a stranger's certificate")
 		}
 	}
-	if counting.checks != checks+1 || next.calls != 7 {
-		t.Errorf("a stranger's chain was checked %d times for 3 requests (want 1), %d passed on in all (want 7)", counting.checks-checks, next.calls)
+	if f.counting.checks != checks+1 || next.calls != 3 {
+		t.Errorf("a stranger's chain was checked %d times for 3 requests (want 1), %d passed on (want 3)", f.counting.checks-checks, next.calls)
 	}
-
 	// After the TTL the chain is verified again.
 	clk.SetTime(clk.Now().Add(DefaultTTL + time.Second))
 	if _, ok, _ := a.AuthenticateRequest(request(good, "bob")); !ok || results[Verified] != 2 {
 		t.Fatalf("after the TTL: ok %v, outcomes %v; want a second verification", ok, results)
 	}
-	// Bounded: three different chains in a cache of two.
+	// Bounded: three more chains in a cache of two.
 	for i := range 3 {
-		a.AuthenticateRequest(request(leaf(t, ca, "front-proxy-client"), fmt.Sprintf("user-%d", i))) //nolint:errcheck // only the size matters here
+		a.AuthenticateRequest(request(leaf(t, f.ca, "front-proxy-client"), fmt.Sprintf("user-%d", i))) //nolint:errcheck // only the size matters here
 	}
 	if n := a.Len(); n > 2 {
 		t.Fatalf("%d chains remembered, want at most 2", n)
