@@ -14,7 +14,7 @@ import (
 // conflict after the target was already scaled): without the memo, a reconcile in that gap
 // would see the scheduled time still due and run it again. It holds one record per job of the
 // objects acted on since their last status write was observed, so it is bounded by the number
-// of jobs.
+// of jobs. Its zero value is ready to use.
 type memo struct {
 	mu      sync.Mutex
 	records map[types.NamespacedName]memoEntry
@@ -25,14 +25,13 @@ type memoEntry struct {
 	byJob map[string]v1beta1.Condition
 }
 
-func newMemo() *memo {
-	return &memo{records: map[types.NamespacedName]memoEntry{}}
-}
-
 // remember stores the records a reconcile computed for an object's jobs.
 func (m *memo) remember(key types.NamespacedName, uid types.UID, records []v1beta1.Condition) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.records == nil {
+		m.records = map[types.NamespacedName]memoEntry{}
+	}
 	byJob := make(map[string]v1beta1.Condition, len(records))
 	for _, r := range records {
 		byJob[r.Name] = *r.DeepCopy()

@@ -15,7 +15,7 @@ func TestMemo(t *testing.T) {
 	handled := v1beta1.Condition{Name: "up", JobID: "j1", State: v1beta1.Succeed, LastScheduleTime: mt("2026-11-22T10:10:00Z")}
 	other := v1beta1.Condition{Name: "down", JobID: "j2", State: v1beta1.Submitted}
 
-	m := newMemo()
+	var m memo
 	m.remember(key, "uid-1", []v1beta1.Condition{handled})
 
 	// A stale cache read: the handled time is overlaid, the other job's record kept.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,8 +39,8 @@ type Reconciler struct {
 	// Alarm wakes objects when a job needs attention, with FirePriority.
 	Alarm *Alarm
 
-	memoOnce sync.Once
-	handled  *memo
+	// handled remembers the job records of recent reconciles until the cache shows them.
+	handled memo
 }
 
 // +kubebuilder:rbac:groups=autoscaling.alibabacloud.com,resources=cronhorizontalpodautoscalers,verbs=get;list;watch;update;patch
@@ -75,14 +74,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Client.Get(ctx, req.NamespacedName, &obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Alarm.Clear(req.NamespacedName)
-			r.memo().forget(req.NamespacedName)
+			r.handled.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("reading %s: %w", req, err)
 	}
 	before := obj.DeepCopy()
 	now := r.Clock.Now()
-	memo := r.memo()
 
 	compiled, verrs := obj.Compile(r.DefaultLocation)
 	if len(verrs) > 0 {
@@ -99,7 +97,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	// Records this controller wrote that the cache does not show yet count as written: a
 	// scheduled time is not run again because our own status write is still on its way.
-	obj.Status.Conditions = memo.overlay(req.NamespacedName, obj.UID, obj.Status.Conditions)
+	obj.Status.Conditions = r.handled.overlay(req.NamespacedName, obj.UID, obj.Status.Conditions)
 	in := r.gather(&obj, compiled, now)
 	decisions := decide(in)
 	results := r.act(ctx, &obj, decisions)
@@ -112,7 +110,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	summarize(&obj.Status)
 	r.setReadiness(ctx, &obj)
 	if acted(decisions) {
-		memo.remember(req.NamespacedName, obj.UID, obj.Status.Conditions)
+		r.handled.remember(req.NamespacedName, obj.UID, obj.Status.Conditions)
 	}
 
 	// The wake-up is armed before the status write, whatever its outcome: a failing job (or
@@ -134,11 +132,6 @@ func acted(decisions []jobDecision) bool {
 		}
 	}
 	return false
-}
-
-func (r *Reconciler) memo() *memo {
-	r.memoOnce.Do(func() { r.handled = newMemo() })
-	return r.handled
 }
 
 func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *v1beta1.Compiled, now time.Time) decideInput {

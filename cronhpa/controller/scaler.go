@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,23 +70,29 @@ func (s *Scaler) Scale(ctx context.Context, namespace string, ref v1beta1.ScaleT
 }
 
 func (s *Scaler) scaleWorkload(ctx context.Context, namespace string, gr schema.GroupResource, name string, size int32) (scaleOutcome, error) {
-	cur, err := s.setScale(ctx, namespace, gr, name, func(int32) (int32, bool) { return size, true })
+	cur, err := s.setScale(ctx, namespace, gr, name, nil, func(int32) (int32, bool) { return size, true })
 	if err != nil {
 		return scaleOutcome{}, fmt.Errorf("scaling %s %s/%s to %d: %w", gr, namespace, name, size, err)
 	}
 	return scaleOutcome{current: cur, desired: size, message: fmt.Sprintf("current replicas:%d, desired replicas:%d", cur, size)}, nil
 }
 
-// setScale reads the scale of a target and, if want says so, writes the replicas it returns.
-// The write carries the resourceVersion read; when another writer (the HPA controller, a
-// rollout) got there first, it reads again and decides again, rather than failing the run.
-// It returns the replicas first read.
-func (s *Scaler) setScale(ctx context.Context, namespace string, gr schema.GroupResource, name string, want func(current int32) (int32, bool)) (int32, error) {
+// setScale reads the scale of a target (or starts from read, when the caller has just read
+// it) and, if want says so, writes the replicas it returns. The write carries the
+// resourceVersion read; when another writer (the HPA controller, a rollout) got there first,
+// it reads again and decides again, rather than failing the run. It returns the replicas
+// first read.
+func (s *Scaler) setScale(ctx context.Context, namespace string, gr schema.GroupResource, name string, read *autoscalingv1.Scale, want func(current int32) (int32, bool)) (int32, error) {
 	first := int32(-1)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		sc, err := s.Scales.Scales(namespace).Get(ctx, gr, name, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading the scale: %w", err)
+		var sc *autoscalingv1.Scale
+		if read != nil {
+			sc, read = read.DeepCopy(), nil // a retry reads again
+		} else {
+			var err error
+			if sc, err = s.Scales.Scales(namespace).Get(ctx, gr, name, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("reading the scale: %w", err)
+			}
 		}
 		if first < 0 {
 			first = sc.Spec.Replicas
@@ -95,7 +102,7 @@ func (s *Scaler) setScale(ctx context.Context, namespace string, gr schema.Group
 			return nil
 		}
 		sc.Spec.Replicas = replicas
-		_, err = s.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{})
+		_, err := s.Scales.Scales(namespace).Update(ctx, gr, sc, metav1.UpdateOptions{})
 		return err //nolint:wrapcheck // RetryOnConflict must see the conflict; wrapped by the caller
 	})
 	return max(first, 0), err
@@ -165,7 +172,7 @@ func (s *Scaler) scaleHPA(ctx context.Context, namespace, name string, size int3
 	if scaleTo > 0 {
 		// Raise the target now rather than at the HPA's next sync; if the HPA (or anyone) has
 		// meanwhile raised it further, leave it.
-		if _, err := s.setScale(ctx, namespace, gr, target.Name, func(cur int32) (int32, bool) { return scaleTo, cur < scaleTo }); err != nil {
+		if _, err := s.setScale(ctx, namespace, gr, target.Name, sc, func(cur int32) (int32, bool) { return scaleTo, cur < scaleTo }); err != nil {
 			return out, fmt.Errorf("scaling HPA %s/%s target %s to %d: %w", namespace, name, target.Name, scaleTo, err)
 		}
 	}

@@ -170,7 +170,8 @@ func (s *Store) unindex(e *entry) {
 }
 
 // Forget removes series whose newest sample is at or before cutoff (Unix milliseconds), except
-// those of targets whose latest scrape failed, and returns how many it removed. Run it periodically so that series of deleted pods go away.
+// those of targets whose latest scrape failed, and returns how many it removed. Run it
+// periodically so that series that stopped being exposed go away.
 func (s *Store) Forget(cutoff int64) int {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
