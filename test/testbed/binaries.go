@@ -16,6 +16,9 @@ const (
 	EtcdVersion = "v3.6.16"
 	// KwokVersion is the kwok version that runs fake nodes and pods.
 	KwokVersion = "v0.8.0"
+	// MetricsServerVersion is the metrics-server version that serves metrics.k8s.io from kwok's
+	// emulated kubelet resource metrics.
+	MetricsServerVersion = "v0.9.0"
 )
 
 // BinDirEnv names the environment variable that overrides where binaries are looked up.
@@ -28,7 +31,7 @@ const BuildCommand = "make testbed"
 type Binary struct {
 	Name    string
 	Version string
-	// Component is the directory prefix under bin/testbed: kubernetes, etcd or kwok.
+	// Component is the directory prefix under bin/testbed: kubernetes, etcd, kwok or metrics-server.
 	Component string
 }
 
@@ -39,6 +42,7 @@ var Binaries = []Binary{
 	{Name: "kube-controller-manager", Version: KubernetesVersion, Component: "kubernetes"},
 	{Name: "kube-scheduler", Version: KubernetesVersion, Component: "kubernetes"},
 	{Name: "kwok", Version: KwokVersion, Component: "kwok"},
+	{Name: "metrics-server", Version: MetricsServerVersion, Component: "metrics-server"},
 }
 
 // Dir is the directory under the test bed root that holds this binary: <component>-<version>.

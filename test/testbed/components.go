@@ -229,12 +229,21 @@ func (e *Env) startKwok() error {
 	if err != nil {
 		return err
 	}
+	args := []string{}
+	if e.opts.MetricsServer {
+		stages += "\n---\n" + kwokResourceMetrics
+		if e.kwokServerPort, err = FreePort(); err != nil {
+			return err
+		}
+		// kwok's server (plain HTTP on loopback) serves the emulated kubelet resource metrics.
+		args = append(args, "--server-address=127.0.0.1:"+strconv.Itoa(e.kwokServerPort))
+	}
 	config := filepath.Join(e.Dir, "kwok.yaml")
 	if err := os.WriteFile(config, []byte(stages), 0o600); err != nil {
 		return fmt.Errorf("writing kwok stages: %w", err)
 	}
 	// kwok needs no health wait: AddNodes waits for the nodes it manages to turn Ready.
-	_, err = e.start("kwok", []string{
+	_, err = e.start("kwok", append(args, []string{
 		"--kubeconfig=" + e.Kubeconfig,
 		"--config=" + config,
 		"--manage-all-nodes=false",
@@ -242,7 +251,7 @@ func (e *Env) startKwok() error {
 		"--cidr=10.244.0.0/16",
 		"--node-ip=127.0.0.1",
 		"--node-lease-duration-seconds=40",
-	})
+	}...))
 	return err
 }
 

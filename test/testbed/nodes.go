@@ -21,7 +21,11 @@ func KwokNode(name string, capacity corev1.ResourceList) *corev1.Node {
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        name,
-			Annotations: map[string]string{kwokNodeAnnotation: "fake"},
+			Annotations: map[string]string{
+				kwokNodeAnnotation: "fake",
+				// Where metrics-server finds the node's emulated kubelet resource metrics.
+				resourceMetricsPathAnnotation: "/metrics/nodes/" + name + "/metrics/resource",
+			},
 			Labels: map[string]string{
 				"kubernetes.io/hostname": name,
 				"kubernetes.io/os":       "linux",

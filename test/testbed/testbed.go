@@ -35,6 +35,10 @@ type Options struct {
 	NodeCapacity corev1.ResourceList
 	// ExtraStages are additional kwok Stage YAML documents, applied with the built-in ones.
 	ExtraStages []string
+	// MetricsServer runs metrics-server (implies Kwok): kwok emulates each node's kubelet
+	// resource metrics from the pods' usage annotations (UsageCPUAnnotation,
+	// UsageMemoryAnnotation) and metrics.k8s.io serves them, as `kubectl top` reads them.
+	MetricsServer bool
 
 	// HPASyncPeriod is the HPA controller's sync period; 15s (the Kubernetes default) when zero.
 	HPASyncPeriod time.Duration
@@ -67,6 +71,8 @@ type Env struct {
 	pki      *pki
 	procs    []*process
 	etcdURL  string
+	// kwokServerPort is where kwok serves the emulated kubelet endpoints (MetricsServer).
+	kwokServerPort int
 	stopOnce bool
 }
 
@@ -111,11 +117,16 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
+	if opts.MetricsServer {
+		if err := env.startMetricsServer(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return env, nil
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Nodes > 0 {
+	if o.Nodes > 0 || o.MetricsServer {
 		o.Kwok = true
 	}
 	if o.StartTimeout == 0 {
@@ -169,6 +180,9 @@ func checkBinaries(opts Options) error {
 	if opts.Kwok {
 		need = append(need, "kwok")
 	}
+	if opts.MetricsServer {
+		need = append(need, "metrics-server")
+	}
 	var errs []error
 	for _, name := range need {
 		if _, err := lookupBinary(opts.BinRoot, name); err != nil {
@@ -194,7 +208,7 @@ func (e *Env) Clientset() (*kubernetes.Clientset, error) {
 }
 
 // LogPath returns the log file of a component (etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, kwok).
+// kube-scheduler, kwok, metrics-server).
 func (e *Env) LogPath(component string) string {
 	return filepath.Join(e.LogDir, component+".log")
 }

@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 		Scheduler:         true,
 		Nodes:             3,
 		HPASyncPeriod:     time.Second,
+		MetricsServer:     true,
 	})
 }
 

@@ -1,4 +1,4 @@
-// Package build compiles the test bed's control-plane binaries (etcd, Kubernetes, kwok) from the
+// Package build compiles the test bed's control-plane binaries (etcd, Kubernetes, kwok, metrics-server) from the
 // Go module proxy at the versions pinned in package testbed, into <root>/<component>-<version>/.
 package build
 
@@ -36,7 +36,8 @@ func (b *Builder) All(ctx context.Context) error {
 	}{
 		{"etcd", testbed.EtcdVersion, b.etcd},
 		{"kubernetes", testbed.KubernetesVersion, b.kubernetes},
-		{"kwok", testbed.KwokVersion, b.kwok},
+		{"kwok", testbed.KwokVersion, b.goInstall("sigs.k8s.io/kwok/cmd/kwok@" + testbed.KwokVersion)},
+		{"metrics-server", testbed.MetricsServerVersion, b.goInstall("sigs.k8s.io/metrics-server/cmd/metrics-server@" + testbed.MetricsServerVersion)},
 	}
 	for _, s := range steps {
 		dir := filepath.Join(b.Root, s.component+"-"+s.version)
@@ -207,24 +208,28 @@ func (b *Builder) kubernetes(ctx context.Context, out string) error {
 	)
 }
 
-// kwok installs kwok directly: its module has no replace directives.
-func (b *Builder) kwok(ctx context.Context, out string) error {
-	dir, err := b.wrapperDir("kwok-" + testbed.KwokVersion)
-	if err != nil {
-		return err
+// goInstall returns a step that runs `go install pkg@version` into the output directory: for
+// modules without replace directives (kwok, metrics-server).
+func (b *Builder) goInstall(pkgAtVersion string) func(context.Context, string) error {
+	return func(ctx context.Context, out string) error {
+		name := filepath.Base(strings.SplitN(pkgAtVersion, "@", 2)[0])
+		dir, err := b.wrapperDir(name + "-" + strings.SplitN(pkgAtVersion, "@", 2)[1])
+		if err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(out)
+		if err != nil {
+			return fmt.Errorf("resolving %s: %w", out, err)
+		}
+		cmd := exec.CommandContext(ctx, "go", "install", "-trimpath", "-ldflags=-s -w", pkgAtVersion)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOBIN="+abs)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Run(); err != nil {
+			_, _ = b.Out.Write(buf.Bytes())
+			return fmt.Errorf("go install %s: %w", pkgAtVersion, err)
+		}
+		return nil
 	}
-	abs, err := filepath.Abs(out)
-	if err != nil {
-		return fmt.Errorf("resolving %s: %w", out, err)
-	}
-	cmd := exec.CommandContext(ctx, "go", "install", "-trimpath", "-ldflags=-s -w", "sigs.k8s.io/kwok/cmd/kwok@"+testbed.KwokVersion)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOBIN="+abs)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Run(); err != nil {
-		_, _ = b.Out.Write(buf.Bytes())
-		return fmt.Errorf("go install kwok: %w", err)
-	}
-	return nil
 }
