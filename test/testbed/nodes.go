@@ -20,7 +20,7 @@ func KwokNode(name string, capacity corev1.ResourceList) *corev1.Node {
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
+			Name: name,
 			Annotations: map[string]string{
 				kwokNodeAnnotation: "fake",
 				// Where metrics-server finds the node's emulated kubelet resource metrics.

@@ -66,14 +66,14 @@ type Env struct {
 	// FrontProxyCA signs the client certificate the aggregator presents to aggregated servers.
 	FrontProxyCA *Authority
 
-	opts     Options
-	ownDir   bool
-	pki      *pki
-	procs    []*process
-	etcdURL  string
+	opts    Options
+	ownDir  bool
+	pki     *pki
+	procs   []*process
+	etcdURL string
 	// kwokServerPort is where kwok serves the emulated kubelet endpoints (MetricsServer).
 	kwokServerPort int
-	stopOnce bool
+	stopOnce       bool
 }
 
 // Start brings up the test bed described by opts and returns when every component it started
