@@ -54,9 +54,13 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	$(CONTROLLER_GEN) crd paths=./cronhpa/apis/... output:crd:artifacts:config=config/crd
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-cronhpa paths=./cronhpa/... output:rbac:artifacts:config=config/rbac/cronhpa
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-metrics-adapter paths=./metrics-adapter/rbac output:rbac:artifacts:config=config/rbac/metrics-adapter
+	hack/gen-vpa-crd.sh $(CONTROLLER_GEN)
+	$(CONTROLLER_GEN) rbac:roleName=lockstep-vpa-inplace paths=./vpa-inplace/... output:rbac:artifacts:config=config/rbac/vpa-inplace
 	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
 	cp config/rbac/cronhpa/role.yaml chart/files/cronhpa-role.yaml
 	cp config/rbac/metrics-adapter/role.yaml chart/files/metrics-adapter-role.yaml
+	cp config/rbac/vpa-inplace/role.yaml chart/files/vpa-inplace-role.yaml
+	cat config/crd/vpa/*.yaml > chart/files/vpa-crds.yaml
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.

@@ -28,6 +28,7 @@ import (
 	"github.com/lockstep-dev/lockstep/cronhpa/controller"
 	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
 	"github.com/lockstep-dev/lockstep/internal/eventrec"
+	"github.com/lockstep-dev/lockstep/internal/leaderelect"
 )
 
 // Options configure the cronhpa controller. Zero values take the defaults of the flags in
@@ -67,27 +68,18 @@ type Options struct {
 	SkipNameValidation bool
 }
 
-// Leader election defaults. A standby sees the lease expire 10 s after it last saw it renewed
-// (up to one retry period after the renewal) and tries again every retry period (jitter up to
-// 1.2×): a crashed leader is replaced within 10 + 2 × 1.2 × 1 ≈ 12.4 s.
+// Leader election defaults (see package leaderelect): a crashed leader is replaced within
+// about 12.4 s.
 const (
-	DefaultLeaseDuration = 10 * time.Second
-	DefaultRenewDeadline = 7 * time.Second
-	DefaultRetryPeriod   = time.Second
+	DefaultLeaseDuration = leaderelect.DefaultLeaseDuration
+	DefaultRenewDeadline = leaderelect.DefaultRenewDeadline
+	DefaultRetryPeriod   = leaderelect.DefaultRetryPeriod
 )
 
 // ValidateLeaderElection checks the leader election timing the way client-go requires it:
 // lease > renew deadline > 1.2 × retry period > 0.
 func ValidateLeaderElection(lease, renew, retry time.Duration) error {
-	switch {
-	case retry <= 0:
-		return fmt.Errorf("leader election retry period must be positive, got %s", retry)
-	case lease <= renew:
-		return fmt.Errorf("leader election lease duration (%s) must be longer than the renew deadline (%s)", lease, renew)
-	case float64(renew) <= 1.2*float64(retry):
-		return fmt.Errorf("leader election renew deadline (%s) must be longer than 1.2 times the retry period (%s)", renew, retry)
-	}
-	return nil
+	return leaderelect.Validate(lease, renew, retry)
 }
 
 // Scheme returns the kinds the controller reads and writes through its client:

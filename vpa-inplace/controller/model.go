@@ -1,0 +1,122 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lockstep-dev/lockstep/vpa-inplace/recommender"
+)
+
+// Model is the in-memory state the recommender and the updater share: each VPA's usage
+// histories and resolved pod selector, and the pods' latest memory usage. It holds one entry
+// per VPA the process handles and per running pod, and forgets them when they go.
+type Model struct {
+	mu   sync.Mutex
+	cfg  recommender.Config
+	vpas map[types.NamespacedName]*vpaState
+	// memory is each pod's containers' working set from the last metrics read (bytes).
+	memory map[types.UID]map[string]int64
+}
+
+type vpaState struct {
+	uid        types.UID
+	containers map[string]*recommender.Container
+	// ooms is the finish time of the last OOM kill recorded per pod UID and container.
+	ooms     map[string]time.Time
+	selector labels.Selector
+	// restored is true once checkpoints were read for this VPA.
+	restored bool
+}
+
+// NewModel returns an empty model for the recommender configuration.
+func NewModel(cfg recommender.Config) *Model {
+	return &Model{cfg: cfg, vpas: map[types.NamespacedName]*vpaState{}, memory: map[types.UID]map[string]int64{}}
+}
+
+// state returns the VPA's entry, starting a fresh one when the VPA is new or was recreated.
+// Callers hold mu.
+func (m *Model) state(vpa *vpav1.VerticalPodAutoscaler) *vpaState {
+	key := types.NamespacedName{Namespace: vpa.Namespace, Name: vpa.Name}
+	s := m.vpas[key]
+	if s == nil || s.uid != vpa.UID {
+		s = &vpaState{uid: vpa.UID, containers: map[string]*recommender.Container{}, ooms: map[string]time.Time{}}
+		m.vpas[key] = s
+	}
+	return s
+}
+
+// container returns the history of one container of the VPA, creating it.
+func (s *vpaState) container(name string, cfg recommender.Config, policy *vpav1.ContainerResourcePolicy) *recommender.Container {
+	c := s.containers[name]
+	if c == nil {
+		c = recommender.NewContainer(cfg, recommender.MemoryInterval(policy))
+		s.containers[name] = c
+	}
+	return c
+}
+
+// SetSelector records the VPA's resolved pod selector, for mapping pod events to VPAs.
+func (m *Model) SetSelector(key types.NamespacedName, sel labels.Selector) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.vpas[key]; s != nil {
+		s.selector = sel
+	}
+}
+
+// Selector returns the VPA's last resolved pod selector, nil when unknown.
+func (m *Model) Selector(key types.NamespacedName) labels.Selector {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.vpas[key]; s != nil {
+		return s.selector
+	}
+	return nil
+}
+
+// Forget drops the VPAs not in keep.
+func (m *Model) Forget(keep map[types.NamespacedName]bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.vpas {
+		if !keep[k] {
+			delete(m.vpas, k)
+		}
+	}
+}
+
+// SetMemory replaces the pods' memory usage with the latest read (nil when the read failed:
+// every pod's usage is then unknown and no memory limit is lowered).
+func (m *Model) SetMemory(usage map[types.UID]map[string]int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usage == nil {
+		usage = map[types.UID]map[string]int64{}
+	}
+	m.memory = usage
+}
+
+// Memory returns a pod's containers' memory usage (nil when unknown).
+func (m *Model) Memory(uid types.UID) map[string]int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.memory[uid]
+}
+
+// Handles reports whether a VPA is this process's: its spec.recommenders names name, or it names
+// none and unnamed is set.
+func Handles(vpa *vpav1.VerticalPodAutoscaler, name string, unnamed bool) bool {
+	if len(vpa.Spec.Recommenders) == 0 {
+		return unnamed
+	}
+	for _, r := range vpa.Spec.Recommenders {
+		if r != nil && r.Name == name {
+			return true
+		}
+	}
+	return false
+}
