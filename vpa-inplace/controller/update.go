@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -18,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -143,12 +143,12 @@ func (u *Updater) vpasInNamespace(ctx context.Context, obj client.Object) []reco
 
 // gathered is what one reconcile reads.
 type gathered struct {
-	vpa       *vpav1.VerticalPodAutoscaler
-	pods      []*corev1.Pod
-	hpa       map[corev1.ResourceName]bool
-	hpaNames  []string
-	budget    int // resizes allowed in flight for this workload
-	virtual   map[string]bool
+	vpa                      *vpav1.VerticalPodAutoscaler
+	pods                     []*corev1.Pod
+	hpa                      map[corev1.ResourceName]bool
+	hpaNames                 []string
+	budget                   int // resizes allowed in flight for this workload
+	virtual                  map[string]bool
 	allowEvict, allowRestart bool
 }
 

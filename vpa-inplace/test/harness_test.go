@@ -14,21 +14,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
 	vpainplace "github.com/lockstep-dev/lockstep/vpa-inplace"
 	"github.com/lockstep-dev/lockstep/vpa-inplace/recommender"
 	"github.com/lockstep-dev/lockstep/vpa-inplace/resizer"
-	"github.com/lockstep-dev/lockstep/test/framework"
-	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 func TestMain(m *testing.M) {
