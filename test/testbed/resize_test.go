@@ -147,21 +147,25 @@ func TestPodResizePendingStage(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if r := pendingReason(p); r != "" {
-			return fmt.Errorf("still pending: %s", r)
-		}
-		if got := p.Status.ContainerStatuses[0].Resources.Requests[corev1.ResourceCPU]; got.Cmp(resource.MustParse("300m")) != 0 {
-			return fmt.Errorf("status cpu %s, want 300m", got.String())
-		}
-		ready := false
-		for _, c := range p.Status.Conditions {
-			ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
-		}
-		if !ready {
-			return fmt.Errorf("the Ready condition was lost: %v", p.Status.Conditions)
-		}
-		return nil
+		return appliedAndReady(p, pendingReason(p))
 	})
+}
+
+// appliedAndReady checks that the deferred resize to 300m was applied, the pending condition
+// cleared and the Ready condition kept.
+func appliedAndReady(p *corev1.Pod, pending string) error {
+	if pending != "" {
+		return fmt.Errorf("still pending: %s", pending)
+	}
+	if got := p.Status.ContainerStatuses[0].Resources.Requests[corev1.ResourceCPU]; got.Cmp(resource.MustParse("300m")) != 0 {
+		return fmt.Errorf("status cpu %s, want 300m", got.String())
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	return fmt.Errorf("the Ready condition was lost: %v", p.Status.Conditions)
 }
 
 // A pod's usage annotations flow through kwok's emulated kubelet endpoint and metrics-server to

@@ -28,8 +28,6 @@ type vpaState struct {
 	// ooms is the finish time of the last OOM kill recorded per pod UID and container.
 	ooms     map[string]time.Time
 	selector labels.Selector
-	// restored is true once checkpoints were read for this VPA.
-	restored bool
 }
 
 // NewModel returns an empty model for the recommender configuration.

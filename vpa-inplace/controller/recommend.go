@@ -166,38 +166,7 @@ func (r *Recommender) recommend(ctx context.Context, vpa *vpav1.VerticalPodAutos
 	r.Model.mu.Lock()
 	st := r.Model.state(vpa)
 	st.selector = sel
-	var names []string
-	containersPerPod := 1
-	seen := map[string]bool{}
-	for _, p := range pods {
-		containersPerPod = max(containersPerPod, len(p.Spec.Containers))
-		m := usage[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
-		for _, c := range p.Spec.Containers {
-			policy := recommender.PolicyFor(vpa.Spec.ResourcePolicy, c.Name)
-			if recommender.Off(policy) {
-				continue
-			}
-			if !seen[c.Name] {
-				seen[c.Name] = true
-				names = append(names, c.Name)
-			}
-			h := st.container(c.Name, r.Model.cfg, policy)
-			if m != nil {
-				for _, cu := range m.Containers {
-					if cu.Name != c.Name {
-						continue
-					}
-					cpu, mem := cu.Usage[corev1.ResourceCPU], cu.Usage[corev1.ResourceMemory]
-					req := c.Resources.Requests[corev1.ResourceCPU]
-					if h.Add(recommender.Sample{Time: m.Timestamp.Time, CPUCores: cpu.AsApproximateFloat64(), MemoryBytes: mem.AsApproximateFloat64(), CPURequestCores: req.AsApproximateFloat64()}, r.Model.cfg) {
-						r.Metrics.Samples.Inc()
-					}
-				}
-			}
-			r.recordOOM(st, h, p, c, policy)
-		}
-	}
-	sort.Strings(names)
+	names, containersPerPod := r.feed(st, vpa, pods, usage)
 	var recs []vpav1.RecommendedContainerResources
 	for _, name := range names {
 		policy := recommender.PolicyFor(vpa.Spec.ResourcePolicy, name)
@@ -235,6 +204,51 @@ func (r *Recommender) recommend(ctx context.Context, vpa *vpav1.VerticalPodAutos
 		r.Metrics.Recommendations.Inc()
 	}
 	return nil
+}
+
+// feed adds the pods' usage samples and OOM kills to the VPA's histories and returns the
+// container names seen (sorted) and the most containers a pod has. Callers hold the model's lock.
+func (r *Recommender) feed(st *vpaState, vpa *vpav1.VerticalPodAutoscaler, pods []*corev1.Pod, usage map[types.NamespacedName]*metricsv1beta1.PodMetrics) ([]string, int) {
+	var names []string
+	containersPerPod := 1
+	seen := map[string]bool{}
+	for _, p := range pods {
+		containersPerPod = max(containersPerPod, len(p.Spec.Containers))
+		m := usage[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
+		for _, c := range p.Spec.Containers {
+			policy := recommender.PolicyFor(vpa.Spec.ResourcePolicy, c.Name)
+			if recommender.Off(policy) {
+				continue
+			}
+			if !seen[c.Name] {
+				seen[c.Name] = true
+				names = append(names, c.Name)
+			}
+			h := st.container(c.Name, r.Model.cfg, policy)
+			if s, ok := sampleOf(m, c); ok && h.Add(s, r.Model.cfg) {
+				r.Metrics.Samples.Inc()
+			}
+			r.recordOOM(st, h, p, c, policy)
+		}
+	}
+	sort.Strings(names)
+	return names, containersPerPod
+}
+
+// sampleOf returns the container's usage sample from the pod's metrics, if there is one.
+func sampleOf(m *metricsv1beta1.PodMetrics, c corev1.Container) (recommender.Sample, bool) {
+	if m == nil {
+		return recommender.Sample{}, false
+	}
+	for _, cu := range m.Containers {
+		if cu.Name != c.Name {
+			continue
+		}
+		cpu, mem := cu.Usage[corev1.ResourceCPU], cu.Usage[corev1.ResourceMemory]
+		req := c.Resources.Requests[corev1.ResourceCPU]
+		return recommender.Sample{Time: m.Timestamp.Time, CPUCores: cpu.AsApproximateFloat64(), MemoryBytes: mem.AsApproximateFloat64(), CPURequestCores: req.AsApproximateFloat64()}, true
+	}
+	return recommender.Sample{}, false
 }
 
 // recommendationChanged compares two recommendations by value.

@@ -166,17 +166,52 @@ func (u *Updater) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, nil
 	}
 	now := u.Clock.Now()
-	var infeasible, leftToHPA []string
-	wake := now.Add(u.Resync)
-	type planned struct {
-		pod *corev1.Pod
-		d   resizer.Decision
+	ps := u.decideAll(g, req.NamespacedName, now)
+	plan, busy, wake := ps.plan, ps.busy, ps.wake
+	// Increases first: under a tight budget the pods that need more resources go first.
+	sort.SliceStable(plan, func(i, j int) bool { return plan[i].d.Increase && !plan[j].d.Increase })
+	for _, p := range plan {
+		if busy >= g.budget || !u.reserve(p.pod.UID, req.NamespacedName, now) {
+			wake = earliest(wake, now.Add(time.Second))
+			log.V(1).Info("Resize held by the in-flight bound", "pod", p.pod.Name, "busy", busy, "budget", g.budget)
+			continue
+		}
+		busy++
+		if err := u.act(ctx, g.vpa, p.pod, p.d); err != nil {
+			u.release(p.pod.UID)
+			log.Error(err, "Acting on pod failed", "pod", p.pod.Name, "action", p.d.Action)
+			wake = earliest(wake, now.Add(5*time.Second))
+		}
 	}
-	var plan []planned
-	busy := 0
+	if err := u.writeConditions(ctx, g, ps.infeasible, ps.leftToHPA); err != nil {
+		if apierrors.IsConflict(err) {
+			return reconcile.Result{RequeueAfter: time.Second}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: max(wake.Sub(now), 100*time.Millisecond)}, nil
+}
+
+// planned is one pod's decision that needs acting on.
+type planned struct {
+	pod *corev1.Pod
+	d   resizer.Decision
+}
+
+// pass is what deciding over a VPA's pods yields.
+type pass struct {
+	plan                  []planned
+	busy                  int // pods of the workload resizing now
+	infeasible, leftToHPA []string
+	wake                  time.Time // when to look again
+}
+
+// decideAll settles resizes in flight and decides for every pod of the VPA.
+func (u *Updater) decideAll(g *gathered, key types.NamespacedName, now time.Time) pass {
+	ps := pass{wake: now.Add(u.Resync)}
 	for _, pod := range g.pods {
-		if u.settle(pod, req.NamespacedName, now) {
-			busy++
+		if u.settle(pod, key, now) {
+			ps.busy++
 		}
 		memo := u.memo(pod.UID)
 		d := resizer.Decide(resizer.Input{
@@ -193,46 +228,25 @@ func (u *Updater) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		u.notePending(g.vpa, pod, d)
 		switch d.Reason {
 		case resizer.ReasonInfeasible:
-			infeasible = append(infeasible, pod.Name)
+			ps.infeasible = append(ps.infeasible, pod.Name)
 		case resizer.ReasonCooldown:
-			wake = earliest(wake, memo.lastResize.Add(u.Config.DownscaleCooldown))
+			ps.wake = earliest(ps.wake, memo.lastResize.Add(u.Config.DownscaleCooldown))
 		case resizer.ReasonDeferred:
-			wake = earliest(wake, now.Add(u.Config.DeferredBackoff))
+			ps.wake = earliest(ps.wake, now.Add(u.Config.DeferredBackoff))
 		}
-		if len(d.LeftToHPA) > 0 && len(leftToHPA) == 0 {
+		if len(ps.leftToHPA) == 0 {
 			for _, r := range d.LeftToHPA {
-				leftToHPA = append(leftToHPA, string(r))
+				ps.leftToHPA = append(ps.leftToHPA, string(r))
 			}
 		}
 		if t, ok := boostEnds(g.vpa, pod); ok && t.After(now) {
-			wake = earliest(wake, t)
+			ps.wake = earliest(ps.wake, t)
 		}
 		if d.Action != resizer.None {
-			plan = append(plan, planned{pod, d})
+			ps.plan = append(ps.plan, planned{pod, d})
 		}
 	}
-	// Increases first: under a tight budget the pods that need more resources go first.
-	sort.SliceStable(plan, func(i, j int) bool { return plan[i].d.Increase && !plan[j].d.Increase })
-	for _, p := range plan {
-		if busy >= g.budget || !u.reserve(p.pod.UID, req.NamespacedName, now) {
-			wake = earliest(wake, now.Add(time.Second))
-			log.V(1).Info("Resize held by the in-flight bound", "pod", p.pod.Name, "busy", busy, "budget", g.budget)
-			continue
-		}
-		busy++
-		if err := u.act(ctx, g.vpa, p.pod, p.d); err != nil {
-			u.release(p.pod.UID)
-			log.Error(err, "Acting on pod failed", "pod", p.pod.Name, "action", p.d.Action)
-			wake = earliest(wake, now.Add(5*time.Second))
-		}
-	}
-	if err := u.writeConditions(ctx, g, infeasible, leftToHPA); err != nil {
-		if apierrors.IsConflict(err) {
-			return reconcile.Result{RequeueAfter: time.Second}, nil
-		}
-		return reconcile.Result{}, err
-	}
-	return reconcile.Result{RequeueAfter: max(wake.Sub(now), 100*time.Millisecond)}, nil
+	return ps
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -133,32 +133,12 @@ func InPlaceMode(vpa *vpav1.VerticalPodAutoscaler) (vpav1.UpdateMode, bool) {
 
 // Decide returns what to do with in.Pod.
 func Decide(in Input, cfg Config) Decision {
+	if d, stop := precheck(in); stop {
+		return d
+	}
 	pod := in.Pod
-	mode, inPlace := InPlaceMode(in.VPA)
-	if !inPlace {
-		return none(ReasonRecommendOnly, "update mode %s: recommendations only", mode)
-	}
-	if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning || pod.Spec.NodeName == "" {
-		return none(ReasonPodNotRunning, "pod is %s", podState(pod))
-	}
-	if in.OnVirtualNode {
-		return none(ReasonVirtualNode, "pod runs on virtual node %s, which cannot resize in place", pod.Spec.NodeName)
-	}
-	before := QoS(pod)
-	if before == corev1.PodQOSBestEffort {
-		return none(ReasonBestEffort, "pod has no requests: resizing would change its QoS class from BestEffort")
-	}
+	mode, _ := InPlaceMode(in.VPA)
 	evictable := mode == vpav1.UpdateModeInPlaceOrRecreate && in.AllowEviction
-	if c := condition(pod, corev1.PodResizeInProgress); c != nil {
-		if c.Reason == corev1.PodReasonError {
-			if evictable {
-				return Decision{Action: Evict, Reason: ReasonResizeError, Message: "in-place resize failed: " + c.Message}
-			}
-			return none(ReasonResizeError, "in-place resize failed: %s", c.Message)
-		}
-		return none(ReasonInProgress, "a resize is being applied")
-	}
-
 	want, d := desired(in, cfg)
 	if d.Reason != "" {
 		return d
@@ -173,39 +153,80 @@ func Decide(in Input, cfg Config) Decision {
 		d.LeftToHPA = leftToHPA(in)
 		return d
 	}
+	before := QoS(pod)
 	after := pod.DeepCopy()
 	applyTo(after, want)
 	if q := QoS(after); q != before {
 		return none(ReasonQoSChange, "resizing would change the pod's QoS class from %s to %s", before, q)
 	}
-
-	significant, increase, decrease, boosted := false, false, false, false
-	for _, w := range want {
-		significant = significant || w.significant
-		increase = increase || w.increase
-		decrease = decrease || w.decrease
-		boosted = boosted || w.boosted
-	}
+	sum := summarize(want)
 	if pending != nil {
 		if d, stop := pendingDecision(in, cfg, pending, want, evictable); stop {
 			return d
 		}
-	} else if !significant {
+	} else if !sum.significant {
 		d := none(ReasonWithinHysteresis, "requests within %.0f%% of the target", cfg.Hysteresis*100)
 		d.LeftToHPA = leftToHPA(in)
 		return d
 	}
-	if !increase && decrease && !in.Boosted && !in.LastResize.IsZero() && in.Now.Sub(in.LastResize) < cfg.DownscaleCooldown {
+	if !sum.increase && sum.decrease && !in.Boosted && !in.LastResize.IsZero() && in.Now.Sub(in.LastResize) < cfg.DownscaleCooldown {
 		return none(ReasonCooldown, "last resized %s ago; decreases wait %s", in.Now.Sub(in.LastResize).Round(time.Second), cfg.DownscaleCooldown)
 	}
-	d = Decision{Action: Resize, Reason: ReasonResize, Increase: increase, Boosted: boosted, LeftToHPA: leftToHPA(in)}
-	if boosted {
+	return resizeDecision(in, want, sum)
+}
+
+// summarize ORs the containers' flags.
+func summarize(want []change) change {
+	var sum change
+	for _, w := range want {
+		sum.significant = sum.significant || w.significant
+		sum.increase = sum.increase || w.increase
+		sum.decrease = sum.decrease || w.decrease
+		sum.boosted = sum.boosted || w.boosted
+		sum.boostEnded = sum.boostEnded || w.boostEnded
+	}
+	return sum
+}
+
+func resizeDecision(in Input, want []change, sum change) Decision {
+	d := Decision{Action: Resize, Reason: ReasonResize, Increase: sum.increase, Boosted: sum.boosted, LeftToHPA: leftToHPA(in)}
+	switch {
+	case sum.boosted:
 		d.Reason = ReasonStartupBoost
-	} else if anyBoostEnded(want) {
+	case sum.boostEnded:
 		d.Reason = ReasonBoostEnded
 	}
 	d.Containers, d.Message = resizes(want)
 	return d
+}
+
+// precheck rules out pods the updater must not resize in place at all: modes other than InPlace
+// and InPlaceOrRecreate, pods not running, on virtual nodes, BestEffort, or with a resize in
+// progress (or failed: evicted only when opted in).
+func precheck(in Input) (Decision, bool) {
+	pod := in.Pod
+	mode, inPlace := InPlaceMode(in.VPA)
+	switch {
+	case !inPlace:
+		return none(ReasonRecommendOnly, "update mode %s: recommendations only", mode), true
+	case pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning || pod.Spec.NodeName == "":
+		return none(ReasonPodNotRunning, "pod is %s", podState(pod)), true
+	case in.OnVirtualNode:
+		return none(ReasonVirtualNode, "pod runs on virtual node %s, which cannot resize in place", pod.Spec.NodeName), true
+	case QoS(pod) == corev1.PodQOSBestEffort:
+		return none(ReasonBestEffort, "pod has no requests: resizing would change its QoS class from BestEffort"), true
+	}
+	c := condition(pod, corev1.PodResizeInProgress)
+	switch {
+	case c == nil:
+		return Decision{}, false
+	case c.Reason != corev1.PodReasonError:
+		return none(ReasonInProgress, "a resize is being applied"), true
+	case mode == vpav1.UpdateModeInPlaceOrRecreate && in.AllowEviction:
+		return Decision{Action: Evict, Reason: ReasonResizeError, Message: "in-place resize failed: " + c.Message}, true
+	default:
+		return none(ReasonResizeError, "in-place resize failed: %s", c.Message), true
+	}
 }
 
 // pendingDecision handles a resize the kubelet has not applied: Deferred waits for room (a
@@ -268,59 +289,78 @@ func desired(in Input, cfg Config) ([]change, Decision) {
 			if !ok || in.HPAResources[r] || !restartAllowed(ctr, r, in.AllowContainerRestart) {
 				continue
 			}
-			cur, hasReq := ctr.Resources.Requests[r]
-			if !hasReq || cur.IsZero() {
-				continue // adding a request would change the QoS class; resize cannot add one
-			}
-			boosted, boostEnds := false, false
-			if r == corev1.ResourceCPU {
-				b := boostPolicy(vpa, policy)
-				if inBoost(b, notReady, readySince, in.Now) {
-					if bq, ok := boostedCPU(b, target); ok && bq.Cmp(target) > 0 {
-						target, boosted = bq, true
-					}
-				}
-				boostEnds = in.Boosted && !boosted
-			}
-			req := target
-			limit, hasLimit := ctr.Resources.Limits[r]
-			newLimit := limit
-			if hasLimit {
-				if requestsOnly(policy) {
-					if req.Cmp(limit) > 0 {
-						req = limit.DeepCopy()
-					}
-				} else {
-					newLimit = scale(limit, req, cur, r)
+			boosted := false
+			if b := boostPolicy(vpa, policy); r == corev1.ResourceCPU && inBoost(b, notReady, readySince, in.Now) {
+				if bq, ok := boostedCPU(b, target); ok && bq.Cmp(target) > 0 {
+					target, boosted = bq, true
 				}
 			}
-			if r == corev1.ResourceMemory && hasLimit && newLimit.Cmp(limit) < 0 {
-				usage, known := in.MemoryUsage[ctr.Name]
-				floor := int64(math.Ceil(float64(usage) * (1 + cfg.MemoryHeadroom)))
-				if !known || newLimit.Value() < floor {
-					c.notes = append(c.notes, fmt.Sprintf("%s memory limit kept: usage %s too close to %s", ctr.Name, byteString(usage, known), newLimit.String()))
-					continue
-				}
-			}
-			diff := relDiff(req, cur)
-			if diff == 0 && (!hasLimit || newLimit.Cmp(limit) == 0) {
-				continue
-			}
-			c.requests[r] = req
-			if hasLimit {
-				c.limits[r] = newLimit
-			}
-			c.significant = c.significant || diff > cfg.Hysteresis || boosted || boostEnds
-			c.increase = c.increase || req.Cmp(cur) > 0
-			c.decrease = c.decrease || req.Cmp(cur) < 0
-			c.boosted = c.boosted || boosted
-			c.boostEnded = c.boostEnded || boostEnds
+			boostEnds := r == corev1.ResourceCPU && in.Boosted && !boosted
+			c.add(in, cfg, ctr, policy, r, target, boosted, boostEnds)
 		}
 		if len(c.requests) > 0 {
 			out = append(out, c)
 		}
 	}
 	return out, Decision{}
+}
+
+// add sets one resource of the container to target: the request, and the limit at its old ratio
+// (RequestsAndLimits) or unchanged with the request capped to it (RequestsOnly). A memory limit
+// is lowered only when usage leaves headroom below it.
+func (c *change) add(in Input, cfg Config, ctr corev1.Container, policy *vpav1.ContainerResourcePolicy, r corev1.ResourceName, target resource.Quantity, boosted, boostEnds bool) {
+	cur, hasReq := ctr.Resources.Requests[r]
+	if !hasReq || cur.IsZero() {
+		return // adding a request would change the QoS class; resize cannot add one
+	}
+	limit, hasLimit := ctr.Resources.Limits[r]
+	req, newLimit := requestAndLimit(target, cur, limit, hasLimit, requestsOnly(policy), r)
+	if r == corev1.ResourceMemory && hasLimit && newLimit.Cmp(limit) < 0 {
+		if note := memoryTooClose(in.MemoryUsage, ctr.Name, newLimit, cfg.MemoryHeadroom); note != "" {
+			c.notes = append(c.notes, note)
+			return
+		}
+	}
+	diff := relDiff(req, cur)
+	if diff == 0 && (!hasLimit || newLimit.Cmp(limit) == 0) {
+		return
+	}
+	c.requests[r] = req
+	if hasLimit {
+		c.limits[r] = newLimit
+	}
+	c.significant = c.significant || diff > cfg.Hysteresis || boosted || boostEnds
+	c.increase = c.increase || req.Cmp(cur) > 0
+	c.decrease = c.decrease || req.Cmp(cur) < 0
+	c.boosted = c.boosted || boosted
+	c.boostEnded = c.boostEnded || boostEnds
+}
+
+// requestAndLimit returns the new request and limit for target: RequestsOnly keeps the limit
+// and caps the request to it; otherwise the limit keeps its ratio to the request.
+func requestAndLimit(target, cur, limit resource.Quantity, hasLimit, onlyRequests bool, r corev1.ResourceName) (resource.Quantity, resource.Quantity) {
+	req := target
+	switch {
+	case hasLimit && onlyRequests:
+		if req.Cmp(limit) > 0 {
+			req = limit.DeepCopy()
+		}
+		return req, limit
+	case hasLimit:
+		return req, scale(limit, req, cur, r)
+	}
+	return req, limit
+}
+
+// memoryTooClose explains why a memory limit cannot go down to newLimit (usage unknown, or
+// usage plus headroom above it); "" when it can.
+func memoryTooClose(usage map[string]int64, container string, newLimit resource.Quantity, headroom float64) string {
+	used, known := usage[container]
+	floor := int64(math.Ceil(float64(used) * (1 + headroom)))
+	if known && newLimit.Value() >= floor {
+		return ""
+	}
+	return fmt.Sprintf("%s memory limit kept: usage %s too close to %s", container, byteString(used, known), newLimit.String())
 }
 
 func restartAllowed(ctr corev1.Container, r corev1.ResourceName, allow bool) bool {
@@ -361,15 +401,6 @@ func lowersEverything(want []change) bool {
 		}
 	}
 	return true
-}
-
-func anyBoostEnded(want []change) bool {
-	for _, w := range want {
-		if w.boostEnded {
-			return true
-		}
-	}
-	return false
 }
 
 func leftToHPA(in Input) []corev1.ResourceName {

@@ -31,7 +31,7 @@ func TestResizeInPlaceFromMetrics(t *testing.T) {
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
 		pods, err := runningPods(ctx, c, ns, "shop")
 		if err != nil || len(pods) != 2 {
-			return fmt.Errorf("running pods %d, err %v", len(pods), err)
+			return fmt.Errorf("running pods %d, err %w", len(pods), err)
 		}
 		before = pods
 		return nil
@@ -41,21 +41,9 @@ func TestResizeInPlaceFromMetrics(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, p := range pods {
-			// 400m used × 1.15 margin, rounded up to a 5 % bucket: 460m–500m.
-			if got := cpuRequest(&p); got < 460 || got > 500 {
-				return fmt.Errorf("pod %s cpu request %dm, want 460–500m", p.Name, got)
-			}
-			if statusCPURequest(&p) != cpuRequest(&p) {
-				return fmt.Errorf("pod %s status cpu %dm, spec %dm", p.Name, statusCPURequest(&p), cpuRequest(&p))
-			}
-			lim := p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]
-			if lim.MilliValue() != 2*cpuRequest(&p) {
-				return fmt.Errorf("pod %s cpu limit %s, want twice the request", p.Name, lim.String())
-			}
-			mem := p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory]
-			if mem.Cmp(resource.MustParse("250Mi")) < 0 {
-				return fmt.Errorf("pod %s memory request %s, want ≥ 250Mi (usage 200Mi + margin, pod minimum)", p.Name, mem.String())
+		for i := range pods {
+			if err := resizedTo400m(&pods[i]); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -99,6 +87,27 @@ func TestResizeInPlaceFromMetrics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// resizedTo400m checks a pod of the 400m/200Mi workload: the CPU request at the usage plus the
+// margin, applied (status = spec), the limit at twice the request, memory at least the pod minimum.
+func resizedTo400m(p *corev1.Pod) error {
+	// 400m used × 1.15 margin, rounded up to a 5 % bucket: 460m–500m.
+	if got := cpuRequest(p); got < 460 || got > 500 {
+		return fmt.Errorf("pod %s cpu request %dm, want 460–500m", p.Name, got)
+	}
+	if statusCPURequest(p) != cpuRequest(p) {
+		return fmt.Errorf("pod %s status cpu %dm, spec %dm", p.Name, statusCPURequest(p), cpuRequest(p))
+	}
+	lim := p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]
+	if lim.MilliValue() != 2*cpuRequest(p) {
+		return fmt.Errorf("pod %s cpu limit %s, want twice the request", p.Name, lim.String())
+	}
+	mem := p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory]
+	if mem.Cmp(resource.MustParse("250Mi")) < 0 {
+		return fmt.Errorf("pod %s memory request %s, want ≥ 250Mi (usage 200Mi + margin, pod minimum)", p.Name, mem.String())
+	}
+	return nil
 }
 
 // A pod whose kubelet answers Infeasible is not retried while the target stays above its
@@ -236,7 +245,7 @@ func TestHPAAwareness(t *testing.T) {
 		return func(ctx context.Context) error {
 			pods, err := runningPods(ctx, c, ns, app)
 			if err != nil || len(pods) != 1 {
-				return fmt.Errorf("pods %d, err %v", len(pods), err)
+				return fmt.Errorf("pods %d, err %w", len(pods), err)
 			}
 			mem := pods[0].Spec.Containers[0].Resources.Requests[corev1.ResourceMemory]
 			if mem.Cmp(resource.MustParse("400Mi")) <= 0 {
@@ -292,5 +301,39 @@ func TestBadInputIsReported(t *testing.T) {
 	}
 	if !reasons["minmax/InvalidResourcePolicy"] || !reasons["ghost/UnsupportedTarget"] {
 		t.Errorf("events %v", reasons)
+	}
+}
+
+// A restarted controller reads its checkpoints back: the history survives, and the
+// recommendation stays without waiting for new samples.
+func TestCheckpointsSurviveRestart(t *testing.T) {
+	c := setup(t)
+	ns := framework.Namespace(t, framework.Clientset(t))
+	ctx := context.Background()
+	create(t, c, deployment(ns, "keep", 1, "300m", "300Mi", nil), vpaFor(ns, "keep", vpav1.UpdateModeOff))
+	framework.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		var cp vpav1.VerticalPodAutoscalerCheckpoint
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keep-app"}, &cp); err != nil {
+			return err
+		}
+		if cp.Status.TotalSamplesCount < 2 {
+			return fmt.Errorf("checkpoint holds %d samples", cp.Status.TotalSamplesCount)
+		}
+		return nil
+	})
+	stop(t)
+	start(t)
+	framework.Eventually(t, 30*time.Second, func(context.Context) error {
+		if n := counter(t, "lockstep_vpa_inplace_checkpoints_restored_total", nil); n < 1 {
+			return fmt.Errorf("checkpoints restored: %v", n)
+		}
+		return nil
+	})
+	var v vpav1.VerticalPodAutoscaler
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "keep"}, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Status.Recommendation == nil {
+		t.Fatal("recommendation lost across the restart")
 	}
 }
