@@ -111,6 +111,7 @@ func TestChartInstalls(t *testing.T) {
 	}
 
 	checkMetricsAdapter(t, cs)
+	checkVPAInplace(t, cs)
 
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
@@ -194,6 +195,85 @@ func checkMetricsAdapter(t *testing.T, cs kubernetes.Interface) {
 		if !canI(t, cs, hpa, "default", group, "services", "", "", "get") {
 			t.Errorf("the HPA controller cannot read %s", group)
 		}
+	}
+}
+
+// checkVPAInplace checks what the chart installs for vpa-inplace: the VPA API served from the
+// generated CRDs (kept on uninstall), an available Deployment, and the permissions of the
+// recommender and updater — pods are resized through pods/resize, never updated.
+func checkVPAInplace(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	for _, gv := range []string{"autoscaling.k8s.io/v1"} {
+		if _, err := cs.Discovery().ServerResourcesForGroupVersion(gv); err != nil {
+			t.Fatalf("VerticalPodAutoscaler API not served: %v", err)
+		}
+	}
+	d, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-vpa-inplace", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.AvailableReplicas != *d.Spec.Replicas || *d.Spec.Replicas != 2 {
+		t.Fatalf("vpa-inplace deployment: %d of %d available, want 2", d.Status.AvailableReplicas, *d.Spec.Replicas)
+	}
+	sa := "system:serviceaccount:lockstep-system:lockstep-vpa-inplace"
+	for _, tc := range []struct {
+		group, resource, sub, verb string
+		allowed                    bool
+	}{
+		{"autoscaling.k8s.io", "verticalpodautoscalers", "", "watch", true},
+		{"autoscaling.k8s.io", "verticalpodautoscalers", "status", "patch", true},
+		{"autoscaling.k8s.io", "verticalpodautoscalers", "", "update", false},
+		{"autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "", "create", true},
+		{"", "pods", "resize", "patch", true},
+		{"", "pods", "", "update", false},
+		{"", "pods", "", "patch", false},
+		{"", "pods", "eviction", "create", true},
+		{"metrics.k8s.io", "pods", "", "list", true},
+		{"policy", "poddisruptionbudgets", "", "list", true},
+		{"autoscaling", "horizontalpodautoscalers", "", "watch", true},
+		{"apps", "deployments", "scale", "get", true},
+		{"apps", "deployments", "", "update", false},
+		{"", "secrets", "", "get", false},
+	} {
+		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
+			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
+		}
+	}
+}
+
+// vpaCRDs lists the CustomResourceDefinition names a rendering of the chart contains.
+func vpaCRDs(t *testing.T, env *testbed.Env, args ...string) []string {
+	t.Helper()
+	out := helm(t, env, append([]string{"template", "lockstep", ".", "--namespace", "lockstep-system", "--validate"}, args...)...)
+	var names []string
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var obj struct {
+			Kind     string            `json:"kind"`
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("rendered YAML: %v", err)
+		}
+		if obj.Kind == "CustomResourceDefinition" && strings.HasSuffix(obj.Metadata.Name, ".autoscaling.k8s.io") {
+			if obj.Metadata.Annotations["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("CRD %s would be deleted on uninstall", obj.Metadata.Name)
+			}
+			names = append(names, obj.Metadata.Name)
+		}
+	}
+	return names
+}
+
+// The VPA CRDs render by default and not with vpaInplace.installCRDs=false (clusters where
+// upstream VPA owns them).
+func TestVPACRDsOptional(t *testing.T) {
+	env := framework.Env(t)
+	if got := vpaCRDs(t, env); len(got) != 2 {
+		t.Errorf("default rendering has VPA CRDs %v, want the VPA and checkpoint CRDs", got)
+	}
+	if got := vpaCRDs(t, env, "--set", "vpaInplace.installCRDs=false"); len(got) != 0 {
+		t.Errorf("installCRDs=false still renders %v", got)
 	}
 }
 

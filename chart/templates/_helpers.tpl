@@ -31,3 +31,5 @@ the section names no credentials of its own.
 {{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
+
+{{- define "lockstep.vpaInplace.name" -}}{{ .Release.Name }}-vpa-inplace{{- end -}}

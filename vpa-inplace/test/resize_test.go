@@ -337,3 +337,56 @@ func TestCheckpointsSurviveRestart(t *testing.T) {
 		t.Fatal("recommendation lost across the restart")
 	}
 }
+
+// A resize the kubelet defers is left to it: the updater does not resend it, counts it, and
+// sees it applied once the node has room (the stage applies it when the annotation goes).
+func TestDeferredResize(t *testing.T) {
+	c := setup(t)
+	ns := framework.Namespace(t, framework.Clientset(t))
+	ctx := context.Background()
+	create(t, c, deployment(ns, "later", 1, "400m", "200Mi", map[string]string{"testbed.lockstep.dev/resize": "Deferred"}),
+		vpaFor(ns, "later", vpav1.UpdateModeInPlace))
+	var pod corev1.Pod
+	framework.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		pods, err := runningPods(ctx, c, ns, "later")
+		if err != nil || len(pods) != 1 {
+			return fmt.Errorf("pods %d, err %w", len(pods), err)
+		}
+		pod = pods[0]
+		for _, cd := range pod.Status.Conditions {
+			if cd.Type == corev1.PodResizePending && cd.Reason == corev1.PodReasonDeferred && cpuRequest(&pod) > 400 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no deferred resize yet (cpu request %dm)", cpuRequest(&pod))
+	})
+	framework.Eventually(t, 10*time.Second, func(context.Context) error {
+		if n := counter(t, "lockstep_vpa_inplace_resizes_total", map[string]string{"outcome": "deferred"}); n < 1 {
+			return fmt.Errorf("resizes_total{deferred} = %v", n)
+		}
+		return nil
+	})
+	sent := counter(t, "lockstep_vpa_inplace_decisions_total", map[string]string{"action": "Resize"})
+	applied := counter(t, "lockstep_vpa_inplace_resize_applied_seconds", nil)
+	time.Sleep(6 * time.Second)
+	if again := counter(t, "lockstep_vpa_inplace_decisions_total", map[string]string{"action": "Resize"}); again != sent {
+		t.Errorf("deferred resize resent: Resize decisions %v → %v", sent, again)
+	}
+	patch := []byte(`{"metadata":{"annotations":{"testbed.lockstep.dev/resize":null}}}`)
+	if err := c.Patch(ctx, &pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		var p corev1.Pod
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&pod), &p); err != nil {
+			return err
+		}
+		if statusCPURequest(&p) != cpuRequest(&p) {
+			return fmt.Errorf("status %dm, spec %dm", statusCPURequest(&p), cpuRequest(&p))
+		}
+		if n := counter(t, "lockstep_vpa_inplace_resize_applied_seconds", nil); n <= applied {
+			return fmt.Errorf("applied latency not observed")
+		}
+		return nil
+	})
+}
