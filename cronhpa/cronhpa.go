@@ -12,10 +12,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/scale"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,6 +26,7 @@ import (
 	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
 	"github.com/lockstep-dev/lockstep/internal/eventrec"
 	"github.com/lockstep-dev/lockstep/internal/leaderelect"
+	"github.com/lockstep-dev/lockstep/internal/scaleclient"
 )
 
 // Options configure the cronhpa controller. Zero values take the defaults of the flags in
@@ -198,13 +196,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 }
 
 func newScaler(cfg *rest.Config, mgr ctrl.Manager) (*controller.Scaler, error) {
-	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	scales, err := scaleclient.New(cfg, mgr.GetRESTMapper())
 	if err != nil {
-		return nil, fmt.Errorf("creating discovery client: %w", err)
-	}
-	scales, err := scale.NewForConfig(cfg, mgr.GetRESTMapper(), dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(disco))
-	if err != nil {
-		return nil, fmt.Errorf("creating scale client: %w", err)
+		return nil, err
 	}
 	return &controller.Scaler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Mapper: mgr.GetRESTMapper(), Scales: scales}, nil
 }

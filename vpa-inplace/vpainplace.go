@@ -20,10 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/scale"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 	"k8s.io/utils/clock"
@@ -35,6 +32,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/internal/eventrec"
 	"github.com/lockstep-dev/lockstep/internal/leaderelect"
+	"github.com/lockstep-dev/lockstep/internal/scaleclient"
 	"github.com/lockstep-dev/lockstep/vpa-inplace/controller"
 	"github.com/lockstep-dev/lockstep/vpa-inplace/recommender"
 	"github.com/lockstep-dev/lockstep/vpa-inplace/resizer"
@@ -61,6 +59,9 @@ type Options struct {
 	Recommender recommender.Config
 	// Resizer tunes the resize decisions (resizer.DefaultConfig when zero).
 	Resizer resizer.Config
+	// RecommenderDisabled runs only the updater: recommendations come from another recommender
+	// that writes status for VPAs naming RecommenderName.
+	RecommenderDisabled bool
 	// RecommendInterval is how often usage is read; CheckpointInterval how often histories are saved.
 	RecommendInterval, CheckpointInterval time.Duration
 	// MaxPerWorkload and MaxInFlight bound resizes in flight per workload and in total.
@@ -169,7 +170,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	targets, err := newTargets(cfg, mgr)
+	targets, err := NewTargets(cfg, mgr)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +194,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Name: opts.RecommenderName, HandleUnnamed: opts.HandleUnnamed,
 		Interval: opts.RecommendInterval, CheckpointInterval: opts.CheckpointInterval,
 	}
-	if err := mgr.Add(rec); err != nil {
-		return nil, fmt.Errorf("adding the recommender: %w", err)
+	if !opts.RecommenderDisabled {
+		if err := mgr.Add(rec); err != nil {
+			return nil, fmt.Errorf("adding the recommender: %w", err)
+		}
 	}
 	upd := &controller.Updater{
 		Client: mgr.GetClient(), Targets: targets, Model: model, Clock: opts.Clock, Recorder: recorder,
@@ -218,14 +221,11 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-func newTargets(cfg *rest.Config, mgr ctrl.Manager) (*controller.Targets, error) {
-	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+// NewTargets returns the target resolver on the manager's cache, RESTMapper and a scale client.
+func NewTargets(cfg *rest.Config, mgr ctrl.Manager) (*controller.Targets, error) {
+	scales, err := scaleclient.New(cfg, mgr.GetRESTMapper())
 	if err != nil {
-		return nil, fmt.Errorf("creating discovery client: %w", err)
-	}
-	scales, err := scale.NewForConfig(cfg, mgr.GetRESTMapper(), dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(disco))
-	if err != nil {
-		return nil, fmt.Errorf("creating scale client: %w", err)
+		return nil, err
 	}
 	return &controller.Targets{Client: mgr.GetClient(), Mapper: mgr.GetRESTMapper(), Scales: scales}, nil
 }

@@ -41,6 +41,7 @@ func run() error {
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's namespace when empty)")
 	opts.LeaderElectionTiming.BindFlags(fs)
 	fs.StringVar(&opts.RecommenderName, "recommender-name", vpainplace.DefaultRecommenderName, "handle VPAs whose spec.recommenders names this recommender")
+	recommend := fs.Bool("recommender", true, "run the recommender; false runs only the in-place updater on recommendations another recommender writes for VPAs naming --recommender-name")
 	fs.BoolVar(&opts.HandleUnnamed, "handle-unnamed", false, "also handle VPAs that name no recommender (leave off where upstream VPA's recommender runs)")
 	fs.DurationVar(&rc.HalfLife, "half-life", rc.HalfLife, "how fast old usage loses weight: a sample counts half after this long (upstream VPA: 24h; fast-moving web workloads want less)")
 	fs.Float64Var(&rc.TargetPercentile, "target-percentile", rc.TargetPercentile, "usage percentile (0-1] the target is set to")
@@ -79,6 +80,7 @@ func run() error {
 		sel = labels.Nothing()
 	}
 	opts.VirtualNodeSelector = sel
+	opts.RecommenderDisabled = !*recommend
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("recommender flags: %w", err)
 	}

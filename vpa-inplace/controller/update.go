@@ -72,9 +72,19 @@ type Updater struct {
 	// Resync is how often a VPA is looked at without any event.
 	Resync time.Duration
 
+	// mu guards what the updater remembers between reconciles (created on first use, so a
+	// zero Updater with its fields set is ready).
 	mu       sync.Mutex
 	inflight map[types.UID]inflight
 	pods     map[types.UID]podMemo
+}
+
+// maps creates the memory on first use. Callers hold mu.
+func (u *Updater) maps() {
+	if u.inflight == nil {
+		u.inflight = map[types.UID]inflight{}
+		u.pods = map[types.UID]podMemo{}
+	}
 }
 
 // inflight is a resize sent and not yet reported applied by the pod's status.
@@ -95,8 +105,6 @@ const inflightTimeout = 2 * time.Minute
 
 // SetupWithManager registers the updater: VPAs, and the pods and HPAs that map to them.
 func (u *Updater) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidation bool) error {
-	u.inflight = map[types.UID]inflight{}
-	u.pods = map[types.UID]podMemo{}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&vpav1.VerticalPodAutoscaler{}).
 		Named("vpa-inplace").
@@ -405,6 +413,7 @@ func boostEnds(vpa *vpav1.VerticalPodAutoscaler, pod *corev1.Pod) (time.Time, bo
 // resizing (sent and not applied, or pending in the kubelet).
 func (u *Updater) settle(pod *corev1.Pod, vpa types.NamespacedName, now time.Time) bool {
 	u.mu.Lock()
+	u.maps()
 	defer u.mu.Unlock()
 	f, ok := u.inflight[pod.UID]
 	applied := statusMatchesSpec(pod)
@@ -455,6 +464,7 @@ func hasCondition(pod *corev1.Pod, t corev1.PodConditionType, reason string) boo
 // reserve counts a resize in flight if the global bound allows it.
 func (u *Updater) reserve(uid types.UID, vpa types.NamespacedName, now time.Time) bool {
 	u.mu.Lock()
+	u.maps()
 	defer u.mu.Unlock()
 	if _, ok := u.inflight[uid]; !ok && len(u.inflight) >= u.MaxInFlight {
 		return false
@@ -471,6 +481,7 @@ func (u *Updater) release(uid types.UID) {
 
 func (u *Updater) memo(uid types.UID) podMemo {
 	u.mu.Lock()
+	u.maps()
 	defer u.mu.Unlock()
 	return u.pods[uid]
 }
@@ -485,6 +496,7 @@ func (u *Updater) notePending(vpa *vpav1.VerticalPodAutoscaler, pod *corev1.Pod,
 		reason = "infeasible"
 	}
 	u.mu.Lock()
+	u.maps()
 	m := u.pods[pod.UID]
 	changed := m.pending != reason
 	m.pending = reason
@@ -511,6 +523,7 @@ func (u *Updater) act(ctx context.Context, vpa *vpav1.VerticalPodAutoscaler, pod
 			return fmt.Errorf("resizing pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
 		u.mu.Lock()
+		u.maps()
 		m := u.pods[pod.UID]
 		m.lastResize = u.Clock.Now()
 		if d.Boosted {

@@ -67,22 +67,34 @@ func testOptions(reg *prometheus.Registry) vpainplace.Options {
 }
 
 // setup installs the VPA CRDs and starts the controller, once per package.
-func setup(t *testing.T) client.Client {
+func setup(t testing.TB) client.Client {
 	t.Helper()
 	env := framework.Env(t)
 	if ctl.cancel == nil {
-		dir := filepath.Join("..", "..", "config", "crd", "vpa")
-		if err := framework.InstallCRDs(context.Background(), env.Config,
-			filepath.Join(dir, "autoscaling.k8s.io_verticalpodautoscalers.yaml"),
-			filepath.Join(dir, "autoscaling.k8s.io_verticalpodautoscalercheckpoints.yaml")); err != nil {
-			t.Fatal(err)
-		}
+		installCRDs(t, env)
 		start(t)
 	}
 	return newClient(t)
 }
 
-func start(t *testing.T) {
+var crdsInstalled bool
+
+// installCRDs installs the generated VPA CRDs, once per package.
+func installCRDs(t testing.TB, env *testbed.Env) {
+	t.Helper()
+	if crdsInstalled {
+		return
+	}
+	crdsInstalled = true
+	dir := filepath.Join("..", "..", "config", "crd", "vpa")
+	if err := framework.InstallCRDs(context.Background(), env.Config,
+		filepath.Join(dir, "autoscaling.k8s.io_verticalpodautoscalers.yaml"),
+		filepath.Join(dir, "autoscaling.k8s.io_verticalpodautoscalercheckpoints.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func start(t testing.TB) {
 	t.Helper()
 	ctl.registry = prometheus.NewRegistry()
 	mgr, err := vpainplace.New(framework.Env(t).Config, testOptions(ctl.registry))
@@ -95,7 +107,7 @@ func start(t *testing.T) {
 }
 
 // stop stops the controller and waits for it.
-func stop(t *testing.T) {
+func stop(t testing.TB) {
 	t.Helper()
 	ctl.cancel()
 	if err := <-ctl.done; err != nil {
@@ -104,7 +116,7 @@ func stop(t *testing.T) {
 	ctl.cancel = nil
 }
 
-func newClient(t *testing.T) client.Client {
+func newClient(t testing.TB) client.Client {
 	t.Helper()
 	s, err := vpainplace.Scheme()
 	if err != nil {
@@ -160,7 +172,7 @@ func vpaFor(ns, name string, mode vpav1.UpdateMode, mut ...func(*vpav1.VerticalP
 	return v
 }
 
-func create(t *testing.T, c client.Client, objs ...client.Object) {
+func create(t testing.TB, c client.Client, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := c.Create(context.Background(), o); err != nil {
@@ -211,10 +223,16 @@ func waitCondition(t *testing.T, c client.Client, ns, name string, ct vpav1.Vert
 	return got
 }
 
-// counter reads a counter (with label values, for a vector) from the controller's registry.
-func counter(t *testing.T, name string, labels map[string]string) float64 {
+// counter reads a counter (with label values, for a vector) from the controller's registry;
+// for a histogram, its sample count.
+func counter(t testing.TB, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := ctl.registry.Gather()
+	return counterIn(t, ctl.registry, name, labels)
+}
+
+func counterIn(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,7 @@ func runUp(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.ControllerManager, "controller-manager", true, "run kube-controller-manager")
 	fs.BoolVar(&opts.Scheduler, "scheduler", true, "run kube-scheduler")
 	fs.BoolVar(&opts.Kwok, "kwok", true, "run kwok (implied by --nodes > 0)")
+	fs.BoolVar(&opts.MetricsServer, "metrics-server", false, "run metrics-server on kwok's emulated pod usage (metrics.k8s.io)")
 	fs.DurationVar(&opts.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "HPA controller sync period")
 	kubeconfigOut := fs.String("kubeconfig-out", "", "also copy the admin kubeconfig to this path")
 	_ = fs.Parse(args)
