@@ -20,19 +20,21 @@ type Model struct {
 	vpas map[types.NamespacedName]*vpaState
 	// memory is each pod's containers' working set from the last metrics read (bytes).
 	memory map[types.UID]map[string]int64
+	// selectors are the VPAs' resolved pod selectors, set by the updater (with or without the
+	// recommender running) and dropped when the VPA is gone.
+	selectors map[types.NamespacedName]labels.Selector
 }
 
 type vpaState struct {
 	uid        types.UID
 	containers map[string]*recommender.Container
 	// ooms is the finish time of the last OOM kill recorded per pod UID and container.
-	ooms     map[string]time.Time
-	selector labels.Selector
+	ooms map[string]time.Time
 }
 
 // NewModel returns an empty model for the recommender configuration.
 func NewModel(cfg recommender.Config) *Model {
-	return &Model{cfg: cfg, vpas: map[types.NamespacedName]*vpaState{}, memory: map[types.UID]map[string]int64{}}
+	return &Model{cfg: cfg, vpas: map[types.NamespacedName]*vpaState{}, memory: map[types.UID]map[string]int64{}, selectors: map[types.NamespacedName]labels.Selector{}}
 }
 
 // state returns the VPA's entry, starting a fresh one when the VPA is new or was recreated.
@@ -57,23 +59,23 @@ func (s *vpaState) container(name string, cfg recommender.Config, policy *vpav1.
 	return c
 }
 
-// SetSelector records the VPA's resolved pod selector, for mapping pod events to VPAs.
+// SetSelector records the VPA's resolved pod selector, for mapping pod events to VPAs; nil
+// forgets it (the VPA is gone or no longer handled).
 func (m *Model) SetSelector(key types.NamespacedName, sel labels.Selector) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s := m.vpas[key]; s != nil {
-		s.selector = sel
+	if sel == nil {
+		delete(m.selectors, key)
+		return
 	}
+	m.selectors[key] = sel
 }
 
 // Selector returns the VPA's last resolved pod selector, nil when unknown.
 func (m *Model) Selector(key types.NamespacedName) labels.Selector {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s := m.vpas[key]; s != nil {
-		return s.selector
-	}
-	return nil
+	return m.selectors[key]
 }
 
 // Forget drops the VPAs not in keep.

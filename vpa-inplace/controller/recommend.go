@@ -165,7 +165,6 @@ func (r *Recommender) recommend(ctx context.Context, vpa *vpav1.VerticalPodAutos
 
 	r.Model.mu.Lock()
 	st := r.Model.state(vpa)
-	st.selector = sel
 	names, containersPerPod := r.feed(st, vpa, pods, usage)
 	var recs []vpav1.RecommendedContainerResources
 	for _, name := range names {

@@ -268,13 +268,18 @@ func earliest(a, b time.Time) time.Time {
 func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gathered, error) {
 	var vpa vpav1.VerticalPodAutoscaler
 	if err := u.Client.Get(ctx, key, &vpa); err != nil {
+		if apierrors.IsNotFound(err) {
+			u.Model.SetSelector(key, nil)
+		}
 		return nil, client.IgnoreNotFound(err)
 	}
 	if !Handles(&vpa, u.Name, u.HandleUnnamed) {
+		u.Model.SetSelector(key, nil)
 		return nil, nil
 	}
 	sel, err := u.Targets.Selector(ctx, &vpa)
 	if err != nil {
+		u.Model.SetSelector(key, nil)
 		// The recommender reports unsupported targets in ConfigUnsupported; nothing to resize.
 		return nil, client.IgnoreNotFound(ignoreUnsupported(err))
 	}

@@ -8,9 +8,11 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -386,6 +388,79 @@ func TestDeferredResize(t *testing.T) {
 		}
 		if n := counter(t, "lockstep_vpa_inplace_resize_applied_seconds", nil); n <= applied {
 			return fmt.Errorf("applied latency not observed")
+		}
+		return nil
+	})
+}
+
+// A PodDisruptionBudget bounds how many of a workload's pods resize at once: with one
+// disruption allowed and every resize deferred by the kubelet, one pod is asked; the others wait
+// until it is done.
+func TestDisruptionBudgetBoundsResizes(t *testing.T) {
+	c := setup(t)
+	ns := framework.Namespace(t, framework.Clientset(t))
+	ctx := context.Background()
+	create(t, c, deployment(ns, "pdb", 4, "400m", "200Mi", map[string]string{"testbed.lockstep.dev/resize": "Deferred"}),
+		&policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pdb"},
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				MaxUnavailable: ptr.To(intstr.FromInt32(1)),
+				Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "pdb"}},
+			},
+		})
+	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
+		var pdb policyv1.PodDisruptionBudget
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "pdb"}, &pdb); err != nil {
+			return err
+		}
+		if pdb.Status.ExpectedPods != 4 || pdb.Status.DisruptionsAllowed != 1 {
+			return fmt.Errorf("PDB status %+v", pdb.Status)
+		}
+		return nil
+	})
+	create(t, c, vpaFor(ns, "pdb", vpav1.UpdateModeInPlace))
+	asked := func(ctx context.Context) ([]corev1.Pod, int, error) {
+		pods, err := runningPods(ctx, c, ns, "pdb")
+		n := 0
+		for i := range pods {
+			if cpuRequest(&pods[i]) > 100 {
+				n++
+			}
+		}
+		return pods, n, err
+	}
+	framework.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		if _, n, err := asked(ctx); err != nil || n == 0 {
+			return fmt.Errorf("no pod asked to resize yet (err %w)", err)
+		}
+		return nil
+	})
+	framework.Consistently(t, 8*time.Second, func(ctx context.Context) error {
+		if _, n, err := asked(ctx); err != nil || n != 1 {
+			return fmt.Errorf("%d pods asked to resize at once, budget 1 (err %w)", n, err)
+		}
+		return nil
+	})
+	// The kubelet frees room: every pod gets its resize, one after the other.
+	pods, _, err := asked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := []byte(`{"metadata":{"annotations":{"testbed.lockstep.dev/resize":null}}}`)
+	for i := range pods {
+		if err := c.Patch(ctx, &pods[i], client.RawPatch(types.MergePatchType, patch)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	framework.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
+		pods, n, err := asked(ctx)
+		if err != nil || n != 4 {
+			return fmt.Errorf("%d of 4 pods resized (err %w)", n, err)
+		}
+		for i := range pods {
+			if statusCPURequest(&pods[i]) != cpuRequest(&pods[i]) {
+				return fmt.Errorf("pod %s not applied", pods[i].Name)
+			}
 		}
 		return nil
 	})
