@@ -91,7 +91,8 @@ func (r *Recommender) RunOnce(ctx context.Context) error {
 		return fmt.Errorf("listing VPAs: %w", err)
 	}
 	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods); err != nil {
+	// Pods are only read: the cache's objects are used without copies.
+	if err := r.Client.List(ctx, &pods, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing pods: %w", err)
 	}
 	usage, usageErr := r.Usage.List(ctx)

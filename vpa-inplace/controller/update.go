@@ -118,7 +118,9 @@ func (u *Updater) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValida
 // them while a selector is not resolved yet).
 func (u *Updater) vpasOfPod(ctx context.Context, obj client.Object) []reconcile.Request {
 	var vpas vpav1.VerticalPodAutoscalerList
-	if err := u.Client.List(ctx, &vpas, client.InNamespace(obj.GetNamespace())); err != nil {
+	// Read-only: the cache's objects are not copied (a pod event would otherwise copy every VPA
+	// of its namespace).
+	if err := u.Client.List(ctx, &vpas, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
@@ -137,7 +139,7 @@ func (u *Updater) vpasOfPod(ctx context.Context, obj client.Object) []reconcile.
 
 func (u *Updater) vpasInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
 	var vpas vpav1.VerticalPodAutoscalerList
-	if err := u.Client.List(ctx, &vpas, client.InNamespace(obj.GetNamespace())); err != nil {
+	if err := u.Client.List(ctx, &vpas, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(vpas.Items))
@@ -285,7 +287,8 @@ func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gather
 	}
 	u.Model.SetSelector(key, sel)
 	var pods corev1.PodList
-	if err := u.Client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	// Pods, HPAs, PDBs and nodes are only read: the cache's objects are used without copies.
+	if err := u.Client.List(ctx, &pods, client.InNamespace(key.Namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	g := &gathered{
@@ -298,7 +301,7 @@ func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gather
 		budget:       u.MaxPerWorkload,
 	}
 	var hpas autoscalingv2.HorizontalPodAutoscalerList
-	if err := u.Client.List(ctx, &hpas, client.InNamespace(key.Namespace)); err != nil {
+	if err := u.Client.List(ctx, &hpas, client.InNamespace(key.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing HPAs: %w", err)
 	}
 	for i := range hpas.Items {
@@ -312,7 +315,7 @@ func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gather
 		}
 	}
 	var pdbs policyv1.PodDisruptionBudgetList
-	if err := u.Client.List(ctx, &pdbs, client.InNamespace(key.Namespace)); err != nil {
+	if err := u.Client.List(ctx, &pdbs, client.InNamespace(key.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing PodDisruptionBudgets: %w", err)
 	}
 	for i := range pdbs.Items {
@@ -328,7 +331,7 @@ func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gather
 			continue
 		}
 		var node corev1.Node
-		if err := u.Client.Get(ctx, types.NamespacedName{Name: p.Spec.NodeName}, &node); err != nil {
+		if err := u.Client.Get(ctx, types.NamespacedName{Name: p.Spec.NodeName}, &node, client.UnsafeDisableDeepCopy); err != nil {
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -522,7 +525,9 @@ func (u *Updater) act(ctx context.Context, vpa *vpav1.VerticalPodAutoscaler, pod
 		if err != nil {
 			return err
 		}
-		if err := u.Client.SubResource("resize").Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+		// pod is the cache's object: the response goes into a fresh one.
+		target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
+		if err := u.Client.SubResource("resize").Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
 			u.Metrics.Resizes.WithLabelValues("failed").Inc()
 			u.Recorder.Eventf(pod, vpa, corev1.EventTypeWarning, "ResizeFailed", "Resize", "in-place resize refused: %v", err)
 			return fmt.Errorf("resizing pod %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -542,7 +547,8 @@ func (u *Updater) act(ctx context.Context, vpa *vpav1.VerticalPodAutoscaler, pod
 		return nil
 	case resizer.Evict:
 		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
-		if err := u.Client.SubResource("eviction").Create(ctx, pod, ev); err != nil {
+		target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name}}
+		if err := u.Client.SubResource("eviction").Create(ctx, target, ev); err != nil {
 			u.Metrics.Resizes.WithLabelValues("eviction_failed").Inc()
 			return fmt.Errorf("evicting pod %s/%s: %w", pod.Namespace, pod.Name, err)
 		}
@@ -567,8 +573,19 @@ func (u *Updater) writeConditions(ctx context.Context, g *gathered, infeasible, 
 		sort.Strings(infeasible)
 		inf = cond{t: ResizeInfeasible, status: true, reason: "Infeasible", message: "in-place resize infeasible for pods " + strings.Join(infeasible, ", ")}
 	}
+	// A False condition is written only to clear a True one: VPAs that never had either carry
+	// neither (and an idle pass writes nothing).
+	var conds []cond
+	for _, c := range []cond{hpa, inf} {
+		if c.status || condition(vpa, c.t) != nil {
+			conds = append(conds, c)
+		}
+	}
+	if len(conds) == 0 {
+		return nil
+	}
 	after := vpa.DeepCopy()
-	after.Status.Conditions = withConditions(vpa.Status.Conditions, vpa.Generation, u.Clock.Now(), hpa, inf)
+	after.Status.Conditions = withConditions(vpa.Status.Conditions, vpa.Generation, u.Clock.Now(), conds...)
 	written, err := patchStatus(ctx, u.Client, vpa, after)
 	if written && len(leftToHPA) > 0 && !conditionTrue(vpa, ResourcesLeftToHPA) {
 		u.Recorder.Eventf(vpa, nil, corev1.EventTypeNormal, "ResourcesLeftToHPA", "Resize", "%s", hpa.message)
@@ -577,6 +594,15 @@ func (u *Updater) writeConditions(ctx context.Context, g *gathered, infeasible, 
 		u.Recorder.Eventf(vpa, nil, corev1.EventTypeWarning, "ResizeInfeasible", "Resize", "%s", inf.message)
 	}
 	return err
+}
+
+func condition(vpa *vpav1.VerticalPodAutoscaler, t vpav1.VerticalPodAutoscalerConditionType) *vpav1.VerticalPodAutoscalerCondition {
+	for i := range vpa.Status.Conditions {
+		if vpa.Status.Conditions[i].Type == t {
+			return &vpa.Status.Conditions[i]
+		}
+	}
+	return nil
 }
 
 func conditionTrue(vpa *vpav1.VerticalPodAutoscaler, t vpav1.VerticalPodAutoscalerConditionType) bool {

@@ -262,7 +262,13 @@ func TestHPAAwareness(t *testing.T) {
 	framework.Eventually(t, 2*time.Minute, resized("oncpu", false))
 	framework.Eventually(t, 2*time.Minute, resized("onrps", true))
 	framework.Consistently(t, 5*time.Second, resized("oncpu", false))
-	waitCondition(t, c, ns, "onrps", "ResourcesLeftToHPA", corev1.ConditionFalse, 30*time.Second)
+	var v vpav1.VerticalPodAutoscaler
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "onrps"}, &v); err != nil {
+		t.Fatal(err)
+	}
+	if cond := condition(&v, "ResourcesLeftToHPA"); cond != nil && cond.Status == corev1.ConditionTrue {
+		t.Errorf("onrps: ResourcesLeftToHPA %+v with an HPA on requests_per_second", cond)
+	}
 }
 
 // Bad input: a VPA whose policy has minAllowed above maxAllowed and one whose target does not
