@@ -78,7 +78,7 @@ func benchUpdaterPass(b *testing.B) {
 	framework.Eventually(b, 10*time.Minute, func(ctx context.Context) error {
 		n, err := countPods(ctx, c, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		if err != nil || n < benchVPAs*benchReplicas {
-			return fmt.Errorf("%d of %d pods running (err %v)", n, benchVPAs*benchReplicas, err)
+			return fmt.Errorf("%d of %d pods running (err %w)", n, benchVPAs*benchReplicas, err)
 		}
 		return nil
 	})
@@ -109,7 +109,7 @@ func benchUpdaterPass(b *testing.B) {
 	framework.Eventually(b, 5*time.Minute, func(ctx context.Context) error {
 		n, err := countPods(ctx, c, func(p *corev1.Pod) bool { return cpuRequest(p) == 200 && statusCPURequest(p) == 200 })
 		if err != nil || n < benchVPAs*benchReplicas {
-			return fmt.Errorf("%d of %d pods resized and applied (err %v)", n, benchVPAs*benchReplicas, err)
+			return fmt.Errorf("%d of %d pods resized and applied (err %w)", n, benchVPAs*benchReplicas, err)
 		}
 		return nil
 	})
