@@ -8,6 +8,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -144,15 +145,20 @@ func TestStatusMatchesSpec(t *testing.T) {
 	}
 }
 
+// Status writes compare semantically (patchStatus): the same quantity in another notation is no
+// change, a different one is.
 func TestRecommendationChanged(t *testing.T) {
 	rec := func(cpu string) *vpav1.RecommendedPodResources {
 		return &vpav1.RecommendedPodResources{ContainerRecommendations: []vpav1.RecommendedContainerResources{{
 			ContainerName: "app", Target: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}}}
 	}
-	if recommendationChanged(rec("1"), rec("1000m")) {
+	changed := func(a, b *vpav1.RecommendedPodResources) bool {
+		return !equality.Semantic.DeepEqual(vpav1.VerticalPodAutoscalerStatus{Recommendation: a}, vpav1.VerticalPodAutoscalerStatus{Recommendation: b})
+	}
+	if changed(rec("1"), rec("1000m")) {
 		t.Error("equal quantities in other notation counted as a change")
 	}
-	if !recommendationChanged(rec("1"), rec("2")) || !recommendationChanged(nil, rec("1")) {
+	if !changed(rec("1"), rec("2")) || !changed(nil, rec("1")) {
 		t.Error("change not seen")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -190,9 +191,6 @@ func (r *Recommender) recommend(ctx context.Context, vpa *vpav1.VerticalPodAutos
 	}
 	after.Status.Conditions = withConditions(vpa.Status.Conditions, vpa.Generation, now, conds...)
 	after.Status.ObservedGeneration = &vpa.Generation
-	if !recommendationChanged(vpa.Status.Recommendation, after.Status.Recommendation) {
-		after.Status.Recommendation = vpa.Status.Recommendation
-	}
 	written, err := patchStatus(ctx, r.Client, vpa, after)
 	if err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
@@ -200,7 +198,7 @@ func (r *Recommender) recommend(ctx context.Context, vpa *vpav1.VerticalPodAutos
 		}
 		return err
 	}
-	if written && recommendationChanged(vpa.Status.Recommendation, after.Status.Recommendation) {
+	if written && !equality.Semantic.DeepEqual(vpa.Status.Recommendation, after.Status.Recommendation) {
 		r.Metrics.Recommendations.Inc()
 	}
 	return nil
@@ -249,39 +247,6 @@ func sampleOf(m *metricsv1beta1.PodMetrics, c corev1.Container) (recommender.Sam
 		return recommender.Sample{Time: m.Timestamp.Time, CPUCores: cpu.AsApproximateFloat64(), MemoryBytes: mem.AsApproximateFloat64(), CPURequestCores: req.AsApproximateFloat64()}, true
 	}
 	return recommender.Sample{}, false
-}
-
-// recommendationChanged compares two recommendations by value.
-func recommendationChanged(a, b *vpav1.RecommendedPodResources) bool {
-	if (a == nil) != (b == nil) {
-		return true
-	}
-	if a == nil {
-		return false
-	}
-	if len(a.ContainerRecommendations) != len(b.ContainerRecommendations) {
-		return true
-	}
-	for i := range a.ContainerRecommendations {
-		x, y := a.ContainerRecommendations[i], b.ContainerRecommendations[i]
-		if x.ContainerName != y.ContainerName || !sameList(x.Target, y.Target) || !sameList(x.LowerBound, y.LowerBound) ||
-			!sameList(x.UpperBound, y.UpperBound) || !sameList(x.UncappedTarget, y.UncappedTarget) {
-			return true
-		}
-	}
-	return false
-}
-
-func sameList(a, b corev1.ResourceList) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v.Cmp(w) != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // recordOOM adds a bumped memory sample for an OOM kill not recorded before. Callers hold the

@@ -13,6 +13,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -55,7 +56,7 @@ type Updater struct {
 	Client   client.Client
 	Targets  *Targets
 	Model    *Model
-	Clock    clock.Clock
+	Clock    clock.WithTicker
 	Recorder events.EventRecorder
 	Metrics  *Metrics
 	Log      logr.Logger
@@ -87,10 +88,9 @@ func (u *Updater) maps() {
 	}
 }
 
-// inflight is a resize sent and not yet reported applied by the pod's status.
+// inflight is a resize sent and not yet reported applied by the pod's status: when it was sent.
 type inflight struct {
-	vpa types.NamespacedName
-	at  time.Time
+	at time.Time
 }
 
 // podMemo is what the updater remembers of a pod between reconciles.
@@ -176,12 +176,12 @@ func (u *Updater) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, nil
 	}
 	now := u.Clock.Now()
-	ps := u.decideAll(g, req.NamespacedName, now)
+	ps := u.decideAll(g, now)
 	plan, busy, wake := ps.plan, ps.busy, ps.wake
 	// Increases first: under a tight budget the pods that need more resources go first.
 	sort.SliceStable(plan, func(i, j int) bool { return plan[i].d.Increase && !plan[j].d.Increase })
 	for _, p := range plan {
-		if busy >= g.budget || !u.reserve(p.pod.UID, req.NamespacedName, now) {
+		if busy >= g.budget || !u.reserve(p.pod.UID, now) {
 			wake = earliest(wake, now.Add(time.Second))
 			log.V(1).Info("Resize held by the in-flight bound", "pod", p.pod.Name, "busy", busy, "budget", g.budget)
 			continue
@@ -217,10 +217,10 @@ type pass struct {
 }
 
 // decideAll settles resizes in flight and decides for every pod of the VPA.
-func (u *Updater) decideAll(g *gathered, key types.NamespacedName, now time.Time) pass {
+func (u *Updater) decideAll(g *gathered, now time.Time) pass {
 	ps := pass{wake: now.Add(u.Resync)}
 	for _, pod := range g.pods {
-		if u.settle(pod, key, now) {
+		if u.settle(pod, now) {
 			ps.busy++
 		}
 		memo := u.memo(pod.UID)
@@ -309,8 +309,11 @@ func (u *Updater) gather(ctx context.Context, key types.NamespacedName) (*gather
 		if !sameTarget(&vpa, h) {
 			continue
 		}
-		for r := range UtilizationResources(h) {
+		owned := UtilizationResources(h)
+		for r := range owned {
 			g.hpa[r] = true
+		}
+		if len(owned) > 0 {
 			g.hpaNames = append(g.hpaNames, h.Name)
 		}
 	}
@@ -419,7 +422,7 @@ func boostEnds(vpa *vpav1.VerticalPodAutoscaler, pod *corev1.Pod) (time.Time, bo
 // settle checks a pod against the resize in flight for it: when the status reports the spec's
 // resources, the resize is applied (latency observed); it reports whether the pod is still
 // resizing (sent and not applied, or pending in the kubelet).
-func (u *Updater) settle(pod *corev1.Pod, vpa types.NamespacedName, now time.Time) bool {
+func (u *Updater) settle(pod *corev1.Pod, now time.Time) bool {
 	u.mu.Lock()
 	u.maps()
 	defer u.mu.Unlock()
@@ -449,7 +452,7 @@ func statusMatchesSpec(pod *corev1.Pod) bool {
 				continue
 			}
 			found = true
-			if s.Resources == nil || !sameList(s.Resources.Requests, c.Resources.Requests) || !sameList(s.Resources.Limits, c.Resources.Limits) {
+			if s.Resources == nil || !equality.Semantic.DeepEqual(s.Resources.Requests, c.Resources.Requests) || !equality.Semantic.DeepEqual(s.Resources.Limits, c.Resources.Limits) {
 				return false
 			}
 		}
@@ -470,14 +473,14 @@ func hasCondition(pod *corev1.Pod, t corev1.PodConditionType, reason string) boo
 }
 
 // reserve counts a resize in flight if the global bound allows it.
-func (u *Updater) reserve(uid types.UID, vpa types.NamespacedName, now time.Time) bool {
+func (u *Updater) reserve(uid types.UID, now time.Time) bool {
 	u.mu.Lock()
 	u.maps()
 	defer u.mu.Unlock()
 	if _, ok := u.inflight[uid]; !ok && len(u.inflight) >= u.MaxInFlight {
 		return false
 	}
-	u.inflight[uid] = inflight{vpa: vpa, at: now}
+	u.inflight[uid] = inflight{at: now}
 	return true
 }
 
@@ -564,9 +567,8 @@ func (u *Updater) writeConditions(ctx context.Context, g *gathered, infeasible, 
 	vpa := g.vpa
 	hpa := cond{t: ResourcesLeftToHPA, status: false, reason: "NoHPAOnUtilization"}
 	if len(leftToHPA) > 0 {
-		sort.Strings(g.hpaNames)
 		hpa = cond{t: ResourcesLeftToHPA, status: true, reason: "HPAScalesOnUtilization",
-			message: fmt.Sprintf("%s left alone: HorizontalPodAutoscaler %s scales this target on its utilization", strings.Join(leftToHPA, ", "), strings.Join(uniq(g.hpaNames), ", "))}
+			message: fmt.Sprintf("%s left alone: HorizontalPodAutoscaler %s scales this target on its utilization", strings.Join(leftToHPA, ", "), strings.Join(g.hpaNames, ", "))}
 	}
 	inf := cond{t: ResizeInfeasible, status: false, reason: "NoInfeasibleResize"}
 	if len(infeasible) > 0 {
@@ -614,29 +616,19 @@ func conditionTrue(vpa *vpav1.VerticalPodAutoscaler, t vpav1.VerticalPodAutoscal
 	return false
 }
 
-func uniq(s []string) []string {
-	out := s[:0:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // Start forgets, every Resync, what the updater remembers of pods that no longer exist, so
 // its memory follows the cluster's pods. It runs on the leader with the controller.
 func (u *Updater) Start(ctx context.Context) error {
-	t := time.NewTicker(u.Resync)
+	t := u.Clock.NewTicker(u.Resync)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.C():
 		}
 		var list corev1.PodList
-		if err := u.Client.List(ctx, &list); err != nil {
+		if err := u.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 			u.Log.Error(err, "Listing pods to forget gone ones failed")
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
@@ -319,7 +320,7 @@ func TestApplyPolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := Apply("app", e, tc.policy)
-			if !equalLists(rec.Target, tc.target) || !equalLists(rec.UpperBound, tc.upper) {
+			if !equality.Semantic.DeepEqual(rec.Target, tc.target) || !equality.Semantic.DeepEqual(rec.UpperBound, tc.upper) {
 				t.Errorf("target %v upper %v, want %v %v", rec.Target, rec.UpperBound, tc.target, tc.upper)
 			}
 			if u := rec.UncappedTarget[corev1.ResourceCPU]; u.Cmp(q("500m")) != 0 {
@@ -327,18 +328,6 @@ func TestApplyPolicy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalLists(a, b corev1.ResourceList) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v.Cmp(w) != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPolicyForAndOff(t *testing.T) {

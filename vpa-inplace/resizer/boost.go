@@ -47,7 +47,7 @@ func boostDuration(b *vpav1.GenericStartupBoost) time.Duration {
 // boostWindow reports whether the pod is in its start-up: not yet Ready, or Ready since less
 // than the longest boost duration among its policies (checked per container by endsBoost). It
 // returns when the pod became Ready (zero when it is not).
-func boostWindow(pod *corev1.Pod, _ time.Time) (notReady bool, readySince time.Time) {
+func boostWindow(pod *corev1.Pod) (notReady bool, readySince time.Time) {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			if c.Status == corev1.ConditionTrue {

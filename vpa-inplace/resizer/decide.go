@@ -275,7 +275,7 @@ func desired(in Input, cfg Config) ([]change, Decision) {
 	if len(recs) == 0 {
 		return nil, none(ReasonNoRecommendation, "the VPA has no recommendation yet")
 	}
-	notReady, readySince := boostWindow(pod, in.Now)
+	notReady, readySince := boostWindow(pod)
 	var out []change
 	for _, ctr := range pod.Spec.Containers {
 		policy := recommender.PolicyFor(vpa.Spec.ResourcePolicy, ctr.Name)

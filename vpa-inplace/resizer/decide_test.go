@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
@@ -257,23 +258,11 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("containers %+v, want app only", d.Containers)
 			}
 			c := d.Containers[0]
-			if !equal(c.Requests, tc.wantReq) || !equal(c.Limits, tc.wantLim) {
+			if !equality.Semantic.DeepEqual(c.Requests, tc.wantReq) || !equality.Semantic.DeepEqual(c.Limits, tc.wantLim) {
 				t.Errorf("requests %v limits %v, want %v %v", c.Requests, c.Limits, tc.wantReq, tc.wantLim)
 			}
 		})
 	}
-}
-
-func equal(a, b corev1.ResourceList) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || v.Cmp(w) != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func TestDecideLeftToHPAIsReported(t *testing.T) {
