@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -120,6 +121,10 @@ func newClient(t testing.TB) client.Client {
 	t.Helper()
 	s, err := vpainplace.Scheme()
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Tests also install admission policies.
+	if err := admissionregistrationv1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(framework.Env(t).Config, client.Options{Scheme: s})
