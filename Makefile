@@ -55,6 +55,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-cronhpa paths=./cronhpa/... output:rbac:artifacts:config=config/rbac/cronhpa
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-metrics-adapter paths=./metrics-adapter/rbac output:rbac:artifacts:config=config/rbac/metrics-adapter
 	hack/gen-vpa-crd.sh $(CONTROLLER_GEN)
+	hack/gen-karpenter-crds.sh
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-vpa-inplace paths=./vpa-inplace/... output:rbac:artifacts:config=config/rbac/vpa-inplace
 	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
 	cp config/rbac/cronhpa/role.yaml chart/files/cronhpa-role.yaml

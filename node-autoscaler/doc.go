@@ -1,4 +1,5 @@
-// Package nodeautoscaler will grow node pools for pending pods through a capacity provider
-// (Alibaba Cloud ESS, a generic provider, kwok for tests) and spill pods onto serverless
-// virtual nodes while real nodes boot, moving them back once the nodes are Ready.
+// Package nodeautoscaler runs Karpenter core (sigs.k8s.io/karpenter) with Lockstep's cloud
+// providers (kwok for tests and demos) and Lockstep's serverless spill and move-back controllers
+// (package spill): pending pods go to a serverless virtual node while Karpenter's nodes boot and
+// come back onto those nodes once they are Ready.
 package nodeautoscaler

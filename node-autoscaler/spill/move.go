@@ -1,0 +1,163 @@
+package spill
+
+import (
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// MoveAction is what to do next with a spilled pod.
+type MoveAction int
+
+const (
+	// MoveNone leaves the pod (look again after RequeueAfter when set).
+	MoveNone MoveAction = iota
+	// MoveCreateHold creates its missing placeholder.
+	MoveCreateHold
+	// MoveDeleteHold deletes its placeholder (expired, or no longer needed).
+	MoveDeleteHold
+	// MoveRelease releases the pod from its ReplicaSet, which creates a replacement at once.
+	MoveRelease
+	// MoveEvict evicts the released pod: its ReplicaSet is whole again without it.
+	MoveEvict
+)
+
+// Move reasons (event reasons and metric labels).
+const (
+	MoveReasonTerminating   = "Terminating"
+	MoveReasonPending       = "StillPending"
+	MoveReasonOnRealNode    = "OnRealNode"
+	MoveReasonHoldExpired   = "HoldExpired"
+	MoveReasonNoHold        = "NoHold"
+	MoveReasonDisabled      = "MoveBackDisabled"
+	MoveReasonUnsupported   = "MoveBackUnsupported"
+	MoveReasonHoldPending   = "HoldPending"
+	MoveReasonSettling      = "Settling"
+	MoveReasonBounded       = "MovesInFlight"
+	MoveReasonRoomReady     = "RoomReady"
+	MoveReasonReplacing     = "WaitingForReplacement"
+	MoveReasonReplaced      = "Replaced"
+	MoveReasonOwnerGone     = "OwnerGone"
+	moveRequeueWhileWaiting = 2 * time.Second
+)
+
+// MoveInput is a spilled pod and what its move depends on.
+type MoveInput struct {
+	Now time.Time
+	Pod *corev1.Pod
+	// Node is the node the pod runs on (nil while pending).
+	Node *corev1.Node
+	// Hold is its placeholder (nil when there is none) and HoldNode the node the placeholder runs
+	// on (nil while pending).
+	Hold     *corev1.Pod
+	HoldNode *corev1.Node
+	// ReplicaSet is the pod's ReplicaSet (nil when it has none or it is gone); Deployment says
+	// whether a Deployment owns it.
+	ReplicaSet *appsv1.ReplicaSet
+	Deployment bool
+	// InFlight and InFlightWorkload count pods being moved, in total and of the pod's ReplicaSet.
+	InFlight, InFlightWorkload int
+}
+
+// MoveDecision is what DecideMove chose and why.
+type MoveDecision struct {
+	Action       MoveAction
+	Reason       string
+	RequeueAfter time.Duration
+}
+
+// DecideMove says what happens next to a spilled pod. It is pure.
+//
+// A pod released from its ReplicaSet is evicted once the ReplicaSet has all its replicas ready
+// again without it (or is gone). Otherwise, a pod running on a virtual node keeps a placeholder on
+// real capacity for Config.HoldDuration after it was spilled; when the placeholder runs on a Ready
+// real node, the pod has settled for MoveBackAfter, it belongs to a Deployment and the move bounds
+// allow, it is released: its ReplicaSet creates a replacement, which preempts the placeholder.
+func DecideMove(in MoveInput, cfg Config) MoveDecision {
+	pod := in.Pod
+	if pod.DeletionTimestamp != nil {
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonTerminating}
+	}
+	if pod.Annotations[MovingBackAnnotation] != "" {
+		rs := in.ReplicaSet
+		switch {
+		case rs == nil || rs.DeletionTimestamp != nil:
+			return MoveDecision{Action: MoveEvict, Reason: MoveReasonOwnerGone}
+		case rs.Status.ObservedGeneration >= rs.Generation && rs.Spec.Replicas != nil && rs.Status.ReadyReplicas >= *rs.Spec.Replicas:
+			return MoveDecision{Action: MoveEvict, Reason: MoveReasonReplaced}
+		}
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonReplacing, RequeueAfter: moveRequeueWhileWaiting}
+	}
+	if pod.Spec.NodeName == "" {
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonPending, RequeueAfter: moveRequeueWhileWaiting}
+	}
+	if in.Node != nil && !cfg.VirtualNodeSelector.Matches(labels.Set(in.Node.Labels)) {
+		if in.Hold != nil {
+			return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonOnRealNode}
+		}
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonOnRealNode}
+	}
+	spilledAt, ok := annotationTime(pod, SpilledAtAnnotation)
+	if !ok {
+		spilledAt = pod.CreationTimestamp.Time
+	}
+	holdEnd := spilledAt.Add(cfg.HoldDuration)
+	if until, ok := holdUntil(in.Hold); ok && until.Before(holdEnd) {
+		holdEnd = until
+	}
+	if !in.Now.Before(holdEnd) {
+		if in.Hold != nil {
+			return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonHoldExpired}
+		}
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonHoldExpired}
+	}
+	if in.Hold == nil {
+		return MoveDecision{Action: MoveCreateHold, Reason: MoveReasonNoHold}
+	}
+	// Look again when the hold ends at the latest.
+	requeue := func(d time.Duration) time.Duration { return min(d, holdEnd.Sub(in.Now)) }
+	switch {
+	case !cfg.MoveBack:
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonDisabled, RequeueAfter: requeue(holdEnd.Sub(in.Now))}
+	case in.ReplicaSet == nil || !in.Deployment:
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonUnsupported, RequeueAfter: requeue(holdEnd.Sub(in.Now))}
+	case in.Hold.Spec.NodeName == "" || in.HoldNode == nil || !nodeReady(in.HoldNode) || in.Hold.Status.Phase != corev1.PodRunning:
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonHoldPending, RequeueAfter: requeue(5 * time.Second)}
+	case in.Now.Sub(spilledAt) < cfg.MoveBackAfter:
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonSettling, RequeueAfter: requeue(cfg.MoveBackAfter - in.Now.Sub(spilledAt))}
+	case in.InFlight >= cfg.MaxMovesInFlight || in.InFlightWorkload >= cfg.MaxMovesPerWorkload:
+		return MoveDecision{Action: MoveNone, Reason: MoveReasonBounded, RequeueAfter: requeue(moveRequeueWhileWaiting)}
+	}
+	return MoveDecision{Action: MoveRelease, Reason: MoveReasonRoomReady}
+}
+
+func annotationTime(o metav1.Object, key string) (time.Time, bool) {
+	v := o.GetAnnotations()[key]
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	return t, err == nil
+}
+
+func holdUntil(hold *corev1.Pod) (time.Time, bool) {
+	if hold == nil {
+		return time.Time{}, false
+	}
+	return annotationTime(hold, HoldUntilAnnotation)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	if n.DeletionTimestamp != nil || n.Spec.Unschedulable {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}

@@ -1,0 +1,266 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	karpv1 "sigs.k8s.io/karpenter/pkg/apis/v1"
+
+	"github.com/lockstep-dev/lockstep/node-autoscaler/spill"
+	"github.com/lockstep-dev/lockstep/test/framework"
+)
+
+// TestSpillWhileNodesBootThenMoveBack is the scenario: nodes take 60 s to boot, pods may
+// wait 5 s. The pods run on the virtual node within seconds; placeholders hold their room so
+// Karpenter neither forgets the launches nor consolidates the new nodes; once the nodes are Ready
+// the pods move back, and the workload's ready pods never drop below its replicas meanwhile
+// (a PodDisruptionBudget allowing one disruption guards the evictions).
+func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
+	c := setup(t)
+	cs := framework.Clientset(t)
+	ns := framework.Namespace(t, cs)
+	addVirtualNode(t, c, "virtual-kubelet-spill")
+	addPool(t, c, "boot60", 60*time.Second, "64")
+	a := startAutoscaler(t, "node-autoscaler", ns, "--spill-budget=5s", "--move-back-after=5s")
+	cleanupPool(t, c, "boot60")
+
+	const replicas = 6
+	labels := map[string]string{"app": "web"}
+	pdb := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}},
+	}
+	if err := c.Create(context.Background(), pdb); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	if err := c.Create(context.Background(), deployment(ns, "web", labels, replicas, "1")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Spill: every replica Running and Ready on the virtual node well before any node boots.
+	framework.Eventually(t, 40*time.Second, func(ctx context.Context) error {
+		pods, err := workloadPods(ctx, c, ns, labels)
+		if err != nil {
+			return err
+		}
+		onVirtual := 0
+		for _, p := range pods {
+			if ready(&p) && p.Spec.NodeName == "virtual-kubelet-spill" {
+				onVirtual++
+			}
+		}
+		if onVirtual < replicas {
+			return fmt.Errorf("%d of %d pods ready on the virtual node", onVirtual, replicas)
+		}
+		return nil
+	})
+	spillTime := time.Since(created)
+	t.Logf("all %d pods Ready on the virtual node %s after the Deployment was created", replicas, spillTime.Round(100*time.Millisecond))
+	if spillTime > 30*time.Second {
+		t.Errorf("spilling took %s; nodes boot in 60 s, so the pods should not have waited for them", spillTime)
+	}
+	pods, err := workloadPods(context.Background(), c, ns, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if p.Labels[spill.SpilledLabel] != "true" || p.Annotations[spill.PodDeletionCostAnnotation] != spill.SpilledDeletionCost || p.Annotations[spill.SpilledAtAnnotation] == "" {
+			t.Errorf("spilled pod %s lacks the spilled label, the spill time or the low deletion cost: labels %v annotations %v", p.Name, p.Labels, p.Annotations)
+		}
+	}
+	if n := a.metric(t, "lockstep_node_autoscaler_spill_decisions_total", map[string]string{"action": "spill"}); n < replicas {
+		t.Errorf("spill decisions counted: %v, want at least %d", n, replicas)
+	}
+	expectEvent(t, c, ns, "Spilled")
+
+	// Holds: one placeholder per spilled pod, and the launches Karpenter made for the pods stay.
+	framework.Eventually(t, 20*time.Second, func(ctx context.Context) error {
+		var holds corev1.PodList
+		if err := c.List(ctx, &holds, client.InNamespace(ns), client.HasLabels{spill.HoldForLabel}); err != nil {
+			return err
+		}
+		if len(holds.Items) != replicas {
+			return fmt.Errorf("%d placeholders, want %d", len(holds.Items), replicas)
+		}
+		return nil
+	})
+	// Karpenter launches nodes for the placeholders (the spilled pods' room).
+	var claims map[string]bool
+	framework.Eventually(t, 30*time.Second, func(context.Context) error {
+		if claims = nodeClaimNames(t, c); len(claims) == 0 {
+			return fmt.Errorf("no NodeClaim launched for the placeholders")
+		}
+		return nil
+	})
+	t.Logf("NodeClaims launched: %v", claims)
+
+	// From now on the workload's ready pods must never drop below its replicas.
+	var mu sync.Mutex
+	minReady, samples := replicas, 0
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for watchCtx.Err() == nil {
+			pods, err := workloadPods(watchCtx, c, ns, labels)
+			if err == nil {
+				n := 0
+				for _, p := range pods {
+					if ready(&p) && p.DeletionTimestamp == nil {
+						n++
+					}
+				}
+				mu.Lock()
+				minReady, samples = min(minReady, n), samples+1
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+
+	// Move back: every replica on a real node, nothing left spilled or held.
+	moveStart := time.Now()
+	framework.Eventually(t, 3*time.Minute, func(ctx context.Context) error {
+		pods, err := workloadPods(ctx, c, ns, labels)
+		if err != nil {
+			return err
+		}
+		onReal, spilled := 0, 0
+		for _, p := range pods {
+			if p.Labels[spill.SpilledLabel] != "" {
+				spilled++
+			}
+			if ready(&p) && p.Spec.NodeName != "" && p.Spec.NodeName != "virtual-kubelet-spill" {
+				onReal++
+			}
+		}
+		var holds corev1.PodList
+		if err := c.List(ctx, &holds, client.InNamespace(ns), client.HasLabels{spill.HoldForLabel}); err != nil {
+			return err
+		}
+		if onReal != replicas || spilled != 0 || len(holds.Items) != 0 {
+			return fmt.Errorf("%d of %d pods ready on real nodes, %d still spilled, %d placeholders left", onReal, replicas, spilled, len(holds.Items))
+		}
+		return nil
+	})
+	stopWatch()
+	<-watchDone
+	t.Logf("moved back %s after the spill (nodes boot in 60 s); ready pods never fell below %d over %d samples", time.Since(moveStart).Round(100*time.Millisecond), minReady, samples)
+	if minReady < replicas {
+		t.Errorf("the workload's ready pods fell to %d during the move back, below its %d replicas", minReady, replicas)
+	}
+	if n := a.metric(t, "lockstep_node_autoscaler_move_back_total", map[string]string{"step": "evicted"}); n < replicas {
+		t.Errorf("move-back evictions counted: %v, want %d", n, replicas)
+	}
+	// The nodes launched for the pods were kept: none was consolidated away while the pods were
+	// on serverless capacity.
+	now := nodeClaimNames(t, c)
+	for name := range claims {
+		if !now[name] {
+			t.Errorf("NodeClaim %s launched for the spilled pods was removed before they moved back", name)
+		}
+	}
+}
+
+// deployment is a Deployment of pods requesting cpu each.
+func deployment(ns, name string, labels map[string]string, replicas int32, cpu string) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name: "app", Image: "registry.example/app:1",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+							corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("256Mi"),
+						}},
+					}},
+					TerminationGracePeriodSeconds: ptr.To[int64](0),
+				},
+			},
+		},
+	}
+}
+
+func workloadPods(ctx context.Context, c client.Client, ns string, labels map[string]string) ([]corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+		return nil, err
+	}
+	return pods.Items, nil
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func nodeClaimNames(t *testing.T, c client.Client) map[string]bool {
+	t.Helper()
+	var list karpv1.NodeClaimList
+	if err := c.List(context.Background(), &list); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, nc := range list.Items {
+		if nc.DeletionTimestamp == nil {
+			out[nc.Name] = true
+		}
+	}
+	return out
+}
+
+// expectEvent waits for an event with reason in ns.
+func expectEvent(t *testing.T, c client.Client, ns, reason string) {
+	t.Helper()
+	framework.Eventually(t, 20*time.Second, func(ctx context.Context) error {
+		var events corev1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Reason == reason {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event in %s", reason, ns)
+	})
+}
+
+// cleanupPool deletes the NodePool and waits for its NodeClaims to go while the autoscaler still
+// runs (registered after startAutoscaler, so it runs before the process stops).
+func cleanupPool(t *testing.T, c client.Client, pool string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = c.Delete(ctx, &karpv1.NodePool{ObjectMeta: metav1.ObjectMeta{Name: pool}})
+		for ctx.Err() == nil {
+			var list karpv1.NodeClaimList
+			if err := c.List(ctx, &list, client.MatchingLabels{karpv1.NodePoolLabelKey: pool}); err == nil && len(list.Items) == 0 {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("NodeClaims of pool %s still present after a minute", pool)
+	})
+}
