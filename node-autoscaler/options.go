@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -126,15 +127,18 @@ func parseTaint(s string) (corev1.Taint, error) {
 	return corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect)}, nil
 }
 
+func injectables() []karpoptions.Injectable { return karpoptions.Injectables }
+
 // ValidateArgs parses args with every flag set Karpenter will parse at start-up (its own, its
 // providers', Lockstep's) and returns the first error, so that a wrong flag ends the program with
 // a message instead of Karpenter's panic.
 func ValidateArgs(args []string) error {
 	fs := &karpoptions.FlagSet{FlagSet: flag.NewFlagSet("node-autoscaler", flag.ContinueOnError)}
-	for _, opt := range karpoptions.Injectables {
+	fs.SetOutput(io.Discard) // the error is returned
+	for _, opt := range injectables() {
 		opt.AddFlags(fs)
 	}
-	for _, opt := range karpoptions.Injectables {
+	for _, opt := range injectables() {
 		if err := opt.Parse(fs, args...); err != nil {
 			return err
 		}

@@ -1,0 +1,258 @@
+package spill
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	karpv1 "sigs.k8s.io/karpenter/pkg/apis/v1"
+)
+
+func spilledPod(spilledAt time.Time, mods ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-1", Namespace: "shop", UID: "uid-1", ResourceVersion: "7",
+			Labels:          map[string]string{"app": "web", podTemplateHashLabel: "abc", SpilledLabel: "true"},
+			Annotations:     map[string]string{SpilledAtAnnotation: spilledAt.Format(time.RFC3339)},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-abc", UID: "rs-uid", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+		},
+		Spec:   corev1.PodSpec{NodeName: "virtual-kubelet"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	for _, m := range mods {
+		m(p)
+	}
+	return p
+}
+
+func readyNode(name string, labels map[string]string) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+		Status:     corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func replicaSet(replicas, ready int32) *appsv1.ReplicaSet {
+	return &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-abc", UID: "rs-uid", Generation: 2},
+		Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To(replicas)},
+		Status:     appsv1.ReplicaSetStatus{ObservedGeneration: 2, ReadyReplicas: ready},
+	}
+}
+
+func TestDecideMove(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.HoldDuration, cfg.MoveBackAfter = 10*time.Minute, 30*time.Second
+	now := t0
+	spilledAt := now.Add(-time.Minute)
+	virtual := readyNode("virtual-kubelet", map[string]string{"type": "virtual-kubelet"})
+	real := readyNode("node-1", nil)
+	hold := func(node string) *corev1.Pod {
+		h := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hold-web-1", Annotations: map[string]string{
+			HoldUntilAnnotation: spilledAt.Add(cfg.HoldDuration).Format(time.RFC3339),
+		}}, Spec: corev1.PodSpec{NodeName: node}}
+		if node != "" {
+			h.Status.Phase = corev1.PodRunning
+		}
+		return h
+	}
+	ready := MoveInput{Now: now, Pod: spilledPod(spilledAt), Node: virtual, Hold: hold("node-1"), HoldNode: real, ReplicaSet: replicaSet(6, 6), Deployment: true}
+	with := func(mod func(*MoveInput)) MoveInput {
+		in := ready
+		mod(&in)
+		return in
+	}
+	moving := func(rs *appsv1.ReplicaSet) MoveInput {
+		return with(func(in *MoveInput) {
+			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.Annotations[MovingBackAnnotation] = now.Format(time.RFC3339) })
+			in.ReplicaSet = rs
+		})
+	}
+	noMove := cfg
+	noMove.MoveBack = false
+	for _, tc := range []struct {
+		name   string
+		in     MoveInput
+		cfg    Config
+		action MoveAction
+		reason string
+	}{
+		{"room ready: release", ready, cfg, MoveRelease, MoveReasonRoomReady},
+		{"terminating", with(func(in *MoveInput) {
+			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: now} })
+		}), cfg, MoveNone, MoveReasonTerminating},
+		{"still pending", with(func(in *MoveInput) {
+			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.Spec.NodeName = "" })
+			in.Node = nil
+		}), cfg, MoveNone, MoveReasonPending},
+		{"landed on a real node: drop the hold", with(func(in *MoveInput) { in.Node = real }), cfg, MoveDeleteHold, MoveReasonOnRealNode},
+		{"landed on a real node, no hold", with(func(in *MoveInput) { in.Node, in.Hold = real, nil }), cfg, MoveNone, MoveReasonOnRealNode},
+		{"hold missing: create", with(func(in *MoveInput) { in.Hold, in.HoldNode = nil, nil }), cfg, MoveCreateHold, MoveReasonNoHold},
+		{"hold expired: delete it", with(func(in *MoveInput) { in.Now = spilledAt.Add(cfg.HoldDuration) }), cfg, MoveDeleteHold, MoveReasonHoldExpired},
+		{"hold expired and gone: stay", with(func(in *MoveInput) { in.Now, in.Hold = spilledAt.Add(cfg.HoldDuration+time.Second), nil }), cfg, MoveNone, MoveReasonHoldExpired},
+		{"hold pending", with(func(in *MoveInput) { in.Hold, in.HoldNode = hold(""), nil }), cfg, MoveNone, MoveReasonHoldPending},
+		{"hold's node not ready", with(func(in *MoveInput) {
+			n := real.DeepCopy()
+			n.Status.Conditions[0].Status = corev1.ConditionFalse
+			in.HoldNode = n
+		}), cfg, MoveNone, MoveReasonHoldPending},
+		{"settling", with(func(in *MoveInput) {
+			in.Pod = spilledPod(now.Add(-10 * time.Second))
+		}), cfg, MoveNone, MoveReasonSettling},
+		{"move-back off", ready, noMove, MoveNone, MoveReasonDisabled},
+		{"bare ReplicaSet: unsupported", with(func(in *MoveInput) { in.Deployment = false }), cfg, MoveNone, MoveReasonUnsupported},
+		{"StatefulSet pod: unsupported", with(func(in *MoveInput) { in.ReplicaSet = nil }), cfg, MoveNone, MoveReasonUnsupported},
+		{"global bound", with(func(in *MoveInput) { in.InFlight = cfg.MaxMovesInFlight }), cfg, MoveNone, MoveReasonBounded},
+		{"workload bound", with(func(in *MoveInput) { in.InFlight, in.InFlightWorkload = 1, cfg.MaxMovesPerWorkload }), cfg, MoveNone, MoveReasonBounded},
+		{"released, replacement not ready: wait", moving(replicaSet(6, 5)), cfg, MoveNone, MoveReasonReplacing},
+		{"released, ReplicaSet status stale: wait", moving(func() *appsv1.ReplicaSet { rs := replicaSet(6, 6); rs.Generation = 3; return rs }()), cfg, MoveNone, MoveReasonReplacing},
+		{"released, ReplicaSet whole: evict", moving(replicaSet(6, 6)), cfg, MoveEvict, MoveReasonReplaced},
+		{"released, scaled in meanwhile: evict", moving(replicaSet(3, 3)), cfg, MoveEvict, MoveReasonReplaced},
+		{"released, ReplicaSet gone: evict", moving(nil), cfg, MoveEvict, MoveReasonOwnerGone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := DecideMove(tc.in, tc.cfg)
+			if got.Action != tc.action || got.Reason != tc.reason {
+				t.Fatalf("DecideMove = %v/%s, want %v/%s", got.Action, got.Reason, tc.action, tc.reason)
+			}
+			if got.Action == MoveNone && got.Reason != MoveReasonTerminating && got.Reason != MoveReasonOnRealNode && got.Reason != MoveReasonHoldExpired && got.RequeueAfter <= 0 {
+				t.Errorf("waiting without a requeue: %+v", got)
+			}
+		})
+	}
+}
+
+func TestSpillPatch(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+	}{
+		{"pod with labels, annotations and tolerations", pendingPod(t0, func(p *corev1.Pod) {
+			p.ResourceVersion = "42"
+			p.Labels = map[string]string{"app": "web"}
+			p.Annotations = map[string]string{"a/b~c": "x"}
+			p.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)}}
+		})},
+		{"bare pod", pendingPod(t0, func(p *corev1.Pod) { p.ResourceVersion = "42" })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			patch, err := SpillPatch(tc.pod, cfg, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := applyPatch(t, tc.pod, patch)
+			want := tc.pod.DeepCopy()
+			want.Spec.Tolerations = append(want.Spec.Tolerations, corev1.Toleration{Key: cfg.VirtualNodeTaint.Key, Operator: corev1.TolerationOpEqual, Value: "alibabacloud", Effect: corev1.TaintEffectNoSchedule})
+			if want.Labels == nil {
+				want.Labels = map[string]string{}
+			}
+			want.Labels[SpilledLabel] = "true"
+			if want.Annotations == nil {
+				want.Annotations = map[string]string{}
+			}
+			want.Annotations[SpilledAtAnnotation] = "2026-11-30T12:00:00Z"
+			want.Annotations[PodDeletionCostAnnotation] = SpilledDeletionCost
+			if !equality.Semantic.DeepEqual(got, want) {
+				t.Errorf("patched pod\n got %+v\nwant %+v", got.ObjectMeta, want.ObjectMeta)
+			}
+			// A pod changed since it was read is not patched.
+			stale := tc.pod.DeepCopy()
+			stale.ResourceVersion = "43"
+			if _, err := tryPatch(stale, patch); err == nil {
+				t.Error("the patch applied to a newer version of the pod")
+			}
+		})
+	}
+}
+
+func TestReleasePatch(t *testing.T) {
+	pod := spilledPod(t0)
+	got := applyPatch(t, pod, ReleasePatch(pod, t0.Add(time.Minute)))
+	if _, ok := got.Labels[podTemplateHashLabel]; ok {
+		t.Error("pod-template-hash kept: the ReplicaSet would still own the pod")
+	}
+	if got.Labels["app"] != "web" || got.Labels[SpilledLabel] != "true" {
+		t.Errorf("other labels changed: %v", got.Labels)
+	}
+	if len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "rs-uid" || got.OwnerReferences[0].Controller != nil {
+		t.Errorf("owner reference should stay, without controller: %+v", got.OwnerReferences)
+	}
+	if got.Annotations[MovingBackAnnotation] != "2026-11-30T12:01:00Z" {
+		t.Errorf("release time %q", got.Annotations[MovingBackAnnotation])
+	}
+}
+
+func TestPlaceholder(t *testing.T) {
+	cfg := DefaultConfig()
+	pod := pendingPod(t0, func(p *corev1.Pod) {
+		p.UID = "uid-1"
+		p.Spec.NodeSelector = map[string]string{"zone": "a"}
+		p.Spec.Tolerations = []corev1.Toleration{cfg.toleration(), {Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "web"}}
+		p.Spec.InitContainers = []corev1.Container{{Name: "init", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}}}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("256Mi"),
+		}}})
+	})
+	h := Placeholder(pod, cfg, t0)
+	if h.Name != "hold-web-1" || h.Namespace != "shop" || h.Labels[HoldForLabel] != "uid-1" {
+		t.Errorf("identity: %s/%s labels %v", h.Namespace, h.Name, h.Labels)
+	}
+	if len(h.OwnerReferences) != 1 || h.OwnerReferences[0].UID != "uid-1" || h.OwnerReferences[0].Kind != "Pod" {
+		t.Errorf("owner: %+v", h.OwnerReferences)
+	}
+	req := h.Spec.Containers[0].Resources.Requests
+	if req.Cpu().String() != "1500m" || req.Memory().String() != "1Gi" {
+		t.Errorf("requests %v, want the pod's: cpu 1500m, memory max(1Gi init, 256Mi) = 1Gi", req)
+	}
+	if len(h.Spec.Tolerations) != 1 || h.Spec.Tolerations[0].Key != "dedicated" {
+		t.Errorf("tolerations %+v: want the pod's without the virtual node's", h.Spec.Tolerations)
+	}
+	if h.Spec.NodeSelector["zone"] != "a" || h.Spec.PriorityClassName != cfg.HoldPriorityClass {
+		t.Errorf("placement: selector %v priority class %q", h.Spec.NodeSelector, h.Spec.PriorityClassName)
+	}
+	if h.Annotations[karpv1.DoNotDisruptAnnotationKey] != "15m0s" || h.Annotations[HoldUntilAnnotation] != "2026-11-30T12:15:00Z" {
+		t.Errorf("hold bounds: %v", h.Annotations)
+	}
+	long := strings.Repeat("a", 253)
+	if n := HoldName(long); len(n) > 253 || !strings.HasPrefix(n, "hold-") || n == HoldName(long[:252]+"b") {
+		t.Errorf("HoldName of a 253-character name: %q (%d characters)", n, len(n))
+	}
+	if pc := HoldPriorityClass(cfg); pc.Value >= 0 || pc.PreemptionPolicy == nil || *pc.PreemptionPolicy != corev1.PreemptNever {
+		t.Errorf("priority class %+v", pc)
+	}
+}
+
+func applyPatch(t *testing.T, pod *corev1.Pod, patch []byte) *corev1.Pod {
+	t.Helper()
+	got, err := tryPatch(pod, patch)
+	if err != nil {
+		t.Fatalf("applying %s: %v", patch, err)
+	}
+	return got
+}
+
+func tryPatch(pod *corev1.Pod, patch []byte) (*corev1.Pod, error) {
+	doc, err := json.Marshal(pod)
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.Apply(doc)
+	if err != nil {
+		return nil, err
+	}
+	var got corev1.Pod
+	return &got, json.Unmarshal(out, &got)
+}
