@@ -56,12 +56,16 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-metrics-adapter paths=./metrics-adapter/rbac output:rbac:artifacts:config=config/rbac/metrics-adapter
 	hack/gen-vpa-crd.sh $(CONTROLLER_GEN)
 	hack/gen-karpenter-crds.sh
+	$(CONTROLLER_GEN) rbac:roleName=lockstep-node-autoscaler paths=./node-autoscaler output:rbac:artifacts:config=config/rbac/node-autoscaler
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-vpa-inplace paths=./vpa-inplace/... output:rbac:artifacts:config=config/rbac/vpa-inplace
 	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
 	cp config/rbac/cronhpa/role.yaml chart/files/cronhpa-role.yaml
 	cp config/rbac/metrics-adapter/role.yaml chart/files/metrics-adapter-role.yaml
 	cp config/rbac/vpa-inplace/role.yaml chart/files/vpa-inplace-role.yaml
 	cat config/crd/vpa/*.yaml > chart/files/vpa-crds.yaml
+	cp config/rbac/node-autoscaler/role.yaml chart/files/node-autoscaler-role.yaml
+	cat config/crd/karpenter/*.yaml > chart/files/karpenter-crds.yaml
+	cat config/crd/karpenter-kwok/*.yaml > chart/files/karpenter-kwok-crds.yaml
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.

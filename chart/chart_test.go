@@ -57,7 +57,10 @@ func TestChartInstalls(t *testing.T) {
 	cs := framework.Clientset(t)
 	ctx := context.Background()
 	helm(t, env, "lint", ".", "--strict")
-	helm(t, env, "install", "lockstep", ".", "--namespace", "lockstep-system", "--create-namespace", "--wait", "--timeout", "2m")
+	// The node-autoscaler is off by default (TestNodeAutoscalerOffByDefault); it is turned on
+	// here so that its objects and permissions are checked too.
+	helm(t, env, "install", "lockstep", ".", "--namespace", "lockstep-system", "--create-namespace", "--wait", "--timeout", "2m",
+		"--set", "nodeAutoscaler.enabled=true")
 
 	// The CRD from chart/crds is served.
 	if _, err := cs.Discovery().ServerResourcesForGroupVersion("autoscaling.alibabacloud.com/v1beta1"); err != nil {
@@ -112,6 +115,7 @@ func TestChartInstalls(t *testing.T) {
 
 	checkMetricsAdapter(t, cs)
 	checkVPAInplace(t, cs)
+	checkNodeAutoscaler(t, cs)
 
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
@@ -239,6 +243,91 @@ func checkVPAInplace(t *testing.T, cs kubernetes.Interface) {
 		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
 			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
 		}
+	}
+}
+
+// checkNodeAutoscaler checks what the chart installs for the node-autoscaler: Karpenter's API
+// served from the generated CRDs, an available Deployment of two replicas with a disruption
+// budget, and the permissions Karpenter core and Lockstep's spill and move-back need.
+func checkNodeAutoscaler(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	for _, gv := range []string{"karpenter.sh/v1", "karpenter.kwok.sh/v1alpha1", "autoscaling.x-k8s.io/v1beta1"} {
+		if _, err := cs.Discovery().ServerResourcesForGroupVersion(gv); err != nil {
+			t.Errorf("%s not served: %v", gv, err)
+		}
+	}
+	d, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-node-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.AvailableReplicas != *d.Spec.Replicas || *d.Spec.Replicas != 2 {
+		t.Fatalf("node-autoscaler deployment: %d of %d available, want 2", d.Status.AvailableReplicas, *d.Spec.Replicas)
+	}
+	if _, err := cs.PolicyV1().PodDisruptionBudgets("lockstep-system").Get(ctx, "lockstep-node-autoscaler", metav1.GetOptions{}); err != nil {
+		t.Errorf("node-autoscaler PodDisruptionBudget: %v", err)
+	}
+	sa := "system:serviceaccount:lockstep-system:lockstep-node-autoscaler"
+	for _, tc := range []struct {
+		group, resource, sub, verb string
+		allowed                    bool
+	}{
+		{"karpenter.sh", "nodepools", "", "watch", true},
+		{"karpenter.sh", "nodeclaims", "", "create", true},
+		{"karpenter.sh", "nodeclaims", "finalizers", "update", true},
+		{"karpenter.kwok.sh", "kwoknodeclasses", "status", "patch", true},
+		{"", "nodes", "", "delete", true},
+		// Spill patches pending pods and creates placeholders; move-back evicts.
+		{"", "pods", "", "patch", true},
+		{"", "pods", "", "create", true},
+		{"", "pods", "eviction", "create", true},
+		{"", "pods", "", "update", false},
+		{"scheduling.k8s.io", "priorityclasses", "", "create", true},
+		{"scheduling.k8s.io", "priorityclasses", "", "delete", false},
+		{"apps", "deployments", "", "update", false},
+		{"", "secrets", "", "get", false},
+		{"events.k8s.io", "events", "", "create", false},
+	} {
+		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
+			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
+		}
+	}
+}
+
+// The node-autoscaler renders nothing by default (clusters that run another autoscaler), and
+// its Karpenter CRDs are kept on uninstall and left out with nodeAutoscaler.installCRDs=false.
+func TestNodeAutoscalerOffByDefault(t *testing.T) {
+	env := framework.Env(t)
+	kinds := func(args ...string) (objects []string, crds []string) {
+		out := helm(t, env, append([]string{"template", "lockstep", ".", "--namespace", "lockstep-system", "--validate"}, args...)...)
+		for _, doc := range strings.Split(out, "\n---\n") {
+			var obj struct {
+				Kind     string            `json:"kind"`
+				Metadata metav1.ObjectMeta `json:"metadata"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("rendered YAML: %v", err)
+			}
+			if strings.Contains(obj.Metadata.Name, "node-autoscaler") {
+				objects = append(objects, obj.Kind+"/"+obj.Metadata.Name)
+			}
+			if obj.Kind == "CustomResourceDefinition" && (strings.Contains(obj.Metadata.Name, "karpenter") || strings.HasSuffix(obj.Metadata.Name, "autoscaling.x-k8s.io")) {
+				if obj.Metadata.Annotations["helm.sh/resource-policy"] != "keep" {
+					t.Errorf("CRD %s would be deleted on uninstall", obj.Metadata.Name)
+				}
+				crds = append(crds, obj.Metadata.Name)
+			}
+		}
+		return objects, crds
+	}
+	if objs, crds := kinds(); len(objs)+len(crds) != 0 {
+		t.Errorf("default rendering has node-autoscaler objects %v and CRDs %v", objs, crds)
+	}
+	if objs, crds := kinds("--set", "nodeAutoscaler.enabled=true"); len(objs) < 6 || len(crds) != 5 {
+		t.Errorf("enabled rendering: objects %v, CRDs %v (want the 4 Karpenter CRDs and KWOKNodeClass)", objs, crds)
+	}
+	if _, crds := kinds("--set", "nodeAutoscaler.enabled=true", "--set", "nodeAutoscaler.installCRDs=false"); len(crds) != 0 {
+		t.Errorf("installCRDs=false still renders %v", crds)
 	}
 }
 

@@ -33,3 +33,5 @@ the section names no credentials of its own.
 {{- end -}}
 
 {{- define "lockstep.vpaInplace.name" -}}{{ .Release.Name }}-vpa-inplace{{- end -}}
+
+{{- define "lockstep.nodeAutoscaler.name" -}}{{ .Release.Name }}-node-autoscaler{{- end -}}
