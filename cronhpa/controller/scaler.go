@@ -66,7 +66,18 @@ func (s *Scaler) Scale(ctx context.Context, namespace string, ref v1beta1.ScaleT
 	if gk == hpaGroupKind {
 		return s.scaleHPA(ctx, namespace, ref.Name, size)
 	}
+	if s.clusterScoped(gk) {
+		// A cluster-scoped target (a Karpenter NodePool's /scale, to pre-warm nodes for a sale)
+		// is named without the CronHPA's namespace.
+		namespace = ""
+	}
 	return s.scaleWorkload(ctx, namespace, gr, ref.Name, size)
+}
+
+// clusterScoped reports whether objects of gk live outside namespaces.
+func (s *Scaler) clusterScoped(gk schema.GroupKind) bool {
+	mapping, err := s.Mapper.RESTMapping(gk)
+	return err == nil && mapping.Scope.Name() == meta.RESTScopeNameRoot
 }
 
 func (s *Scaler) scaleWorkload(ctx context.Context, namespace string, gr schema.GroupResource, name string, size int32) (scaleOutcome, error) {

@@ -66,7 +66,8 @@ type ScaleTargetRef struct {
 	// Kind of the target, e.g. Deployment, StatefulSet or HorizontalPodAutoscaler.
 	// +kubebuilder:validation:MinLength=1
 	Kind string `json:"kind"`
-	// Name of the target in the object's namespace.
+	// Name of the target in the object's namespace (a cluster-scoped kind, such as a Karpenter
+	// NodePool whose /scale sets its static node count, is named without one).
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 }
