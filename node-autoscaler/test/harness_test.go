@@ -45,7 +45,7 @@ const (
 var crdsInstalled bool
 
 // setup installs the CRDs once per package and returns a client that knows Karpenter's types.
-func setup(t *testing.T) client.Client {
+func setup(t testing.TB) client.Client {
 	t.Helper()
 	env := framework.Env(t)
 	if !crdsInstalled {
@@ -67,7 +67,7 @@ func setup(t *testing.T) client.Client {
 
 // addVirtualNode creates a kwok node that looks like ACK's virtual node (label, taint) with room
 // for many pods, and waits until it is Ready.
-func addVirtualNode(t *testing.T, c client.Client, name string) {
+func addVirtualNode(t testing.TB, c client.Client, name string) {
 	t.Helper()
 	node := testbed.KwokNode(name, corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("1000"), corev1.ResourceMemory: resource.MustParse("4Ti"), corev1.ResourcePods: resource.MustParse("5000"),
@@ -90,11 +90,15 @@ func addVirtualNode(t *testing.T, c client.Client, name string) {
 	})
 }
 
-// addPool creates a KWOKNodeClass whose nodes register after bootDelay and a NodePool of small
-// on-demand kwok instance types that consolidates empty or underused nodes at once.
-func addPool(t *testing.T, c client.Client, name string, bootDelay time.Duration, cpuLimit string) {
+// addPool creates a KWOKNodeClass whose nodes register after bootDelay and a NodePool of
+// on-demand kwok instance types (4 and 8 CPUs when none are given) that consolidates empty or
+// underused nodes at once.
+func addPool(t testing.TB, c client.Client, name string, bootDelay time.Duration, cpuLimit string, types ...string) {
 	t.Helper()
 	ctx := context.Background()
+	if len(types) == 0 {
+		types = []string{"c-4x-amd64-linux", "c-8x-amd64-linux"}
+	}
 	nc := &kwokv1alpha1.KWOKNodeClass{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec:       kwokv1alpha1.KWOKNodeClassSpec{NodeRegistrationDelay: metav1.Duration{Duration: bootDelay}},
@@ -111,7 +115,7 @@ func addPool(t *testing.T, c client.Client, name string, bootDelay time.Duration
 					NodeClassRef: &karpv1.NodeClassReference{Group: "karpenter.kwok.sh", Kind: "KWOKNodeClass", Name: name},
 					Requirements: []karpv1.NodeSelectorRequirementWithMinValues{
 						{Key: karpv1.CapacityTypeLabelKey, Operator: corev1.NodeSelectorOpIn, Values: []string{karpv1.CapacityTypeOnDemand}},
-						{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpIn, Values: []string{"c-4x-amd64-linux", "c-8x-amd64-linux"}},
+						{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpIn, Values: types},
 					},
 					ExpireAfter: karpv1.MustParseNillableDuration("Never"),
 				},
@@ -137,7 +141,7 @@ type autoscaler struct {
 
 // startAutoscaler runs bin/node-autoscaler with the kwok provider, quick batching, leader election
 // in leaseNS, and extra flags.
-func startAutoscaler(t *testing.T, name, leaseNS string, extra ...string) *autoscaler {
+func startAutoscaler(t testing.TB, name, leaseNS string, extra ...string) *autoscaler {
 	t.Helper()
 	env := framework.Env(t)
 	mport, err := testbed.FreePort()
@@ -178,7 +182,7 @@ func startAutoscaler(t *testing.T, name, leaseNS string, extra ...string) *autos
 }
 
 // metric sums the series of a counter or gauge whose labels include want.
-func (a *autoscaler) metric(t *testing.T, name string, want map[string]string) float64 {
+func (a *autoscaler) metric(t testing.TB, name string, want map[string]string) float64 {
 	t.Helper()
 	resp, err := http.Get(a.metrics) //nolint:noctx // loopback
 	if err != nil {

@@ -214,7 +214,7 @@ func ready(p *corev1.Pod) bool {
 	return false
 }
 
-func nodeClaimNames(t *testing.T, c client.Client) map[string]bool {
+func nodeClaimNames(t testing.TB, c client.Client) map[string]bool {
 	t.Helper()
 	var list karpv1.NodeClaimList
 	if err := c.List(context.Background(), &list); err != nil {
@@ -230,7 +230,7 @@ func nodeClaimNames(t *testing.T, c client.Client) map[string]bool {
 }
 
 // expectEvent waits for an event with reason in ns.
-func expectEvent(t *testing.T, c client.Client, ns, reason string) {
+func expectEvent(t testing.TB, c client.Client, ns, reason string) {
 	t.Helper()
 	framework.Eventually(t, 20*time.Second, func(ctx context.Context) error {
 		var events corev1.EventList
@@ -248,7 +248,7 @@ func expectEvent(t *testing.T, c client.Client, ns, reason string) {
 
 // cleanupPool deletes the NodePool and waits for its NodeClaims to go while the autoscaler still
 // runs (registered after startAutoscaler, so it runs before the process stops).
-func cleanupPool(t *testing.T, c client.Client, pool string) {
+func cleanupPool(t testing.TB, c client.Client, pool string) {
 	t.Helper()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
