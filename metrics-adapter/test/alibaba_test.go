@@ -17,7 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/lockstep-dev/lockstep/metrics-adapter/internal/alifake"
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud/alifake"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/alibaba"
 	"github.com/lockstep-dev/lockstep/test/framework"
 )

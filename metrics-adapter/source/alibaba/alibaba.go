@@ -8,7 +8,6 @@ package alibaba
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -79,8 +78,8 @@ func (c Config) build(connect bool, deps Deps) ([]Source, *CredentialSource, err
 	if !regionPattern.MatchString(c.RegionID) {
 		return nil, nil, fmt.Errorf("alibabaCloud.regionId %q: a region like cn-hangzhou is required", c.RegionID)
 	}
-	if c.Credentials.SecretDir != "" && c.Credentials.RRSA != nil {
-		return nil, nil, errors.New("alibabaCloud.credentials: set secretDir or rrsa, not both")
+	if err := c.Credentials.Validate("alibabaCloud.credentials"); err != nil {
+		return nil, nil, err
 	}
 	var creds *CredentialSource
 	if connect {

@@ -18,7 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/lockstep-dev/lockstep/metrics-adapter/internal/alifake"
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud/alifake"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
@@ -106,7 +107,7 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*arms.Client, error) {
 		client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
 		if err != nil {
-			return nil, fmt.Errorf("alibabaCloud.arms: %w", redact(err))
+			return nil, fmt.Errorf("alibabaCloud.arms: %w", alibabacloud.Redact(err))
 		}
 		client.Domain = cfg.Endpoint.Endpoint
 		return client, nil

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/source/remote"
 )
@@ -134,49 +134,25 @@ func (b *base[S]) Run(ctx context.Context) { b.cache.Run(ctx) }
 // Refresh fetches every wanted value once.
 func (b *base[S]) Refresh(ctx context.Context) { b.cache.Refresh(ctx) }
 
-// secretInURL matches the query string of a request URL, which holds the AccessKey ID, the
-// signature and the security token of a signed RPC request.
-var secretInURL = regexp.MustCompile(`\?[^\s"']*`)
-
-// redact removes signed query strings from an error's text. The SDK's client errors quote
-// the whole request URL (a failed connection reads "Post \"https://host/?AccessKeyId=…\"").
-func redact(err error) error {
-	if err == nil {
-		return nil
-	}
-	return errors.New(secretInURL.ReplaceAllString(err.Error(), "?…"))
-}
-
 // apiError turns an SDK error into the source's error: the API's error code and message with
 // nothing secret in them, wrapped in remote.ErrThrottled when the API throttled the call.
 func apiError(action string, err error) error {
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
-		msg := fmt.Sprintf("%s: %s (HTTP %d): %s", action, se.ErrorCode(), se.HttpStatus(), firstLine(se.Message()))
-		if throttled(se.ErrorCode(), se.HttpStatus()) {
+		msg := fmt.Sprintf("%s: %s (HTTP %d): %s", action, se.ErrorCode(), se.HttpStatus(), alibabacloud.FirstLine(se.Message()))
+		if alibabacloud.Throttled(se.ErrorCode(), se.HttpStatus()) {
 			return fmt.Errorf("%w: %s", remote.ErrThrottled, msg)
 		}
 		return errors.New(msg)
 	}
-	return fmt.Errorf("%s: %w", action, redact(err))
+	return fmt.Errorf("%s: %w", action, alibabacloud.Redact(err))
 }
 
 // failure turns an unsuccessful answer that came with HTTP 200 (Success false) into an error.
 func failure(action, code, message string) error {
-	msg := fmt.Sprintf("%s: %s: %s", action, code, firstLine(message))
-	if throttled(code, 0) {
+	msg := fmt.Sprintf("%s: %s: %s", action, code, alibabacloud.FirstLine(message))
+	if alibabacloud.Throttled(code, 0) {
 		return fmt.Errorf("%w: %s", remote.ErrThrottled, msg)
 	}
 	return errors.New(msg)
-}
-
-// throttled recognises flow control: error codes Throttling, Throttling.User, Throttling.Api
-// and the like, or HTTP 429.
-func throttled(code string, status int) bool {
-	return strings.HasPrefix(code, "Throttling") || status == http.StatusTooManyRequests
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return secretInURL.ReplaceAllString(s, "?…")
 }

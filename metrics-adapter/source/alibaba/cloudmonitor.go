@@ -15,6 +15,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/cms"
 	"github.com/go-logr/logr"
 
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud"
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 )
 
@@ -201,7 +202,7 @@ func NewCloudMonitor(cfg CloudMonitorConfig, region string, creds credentials.Cr
 	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*cms.Client, error) {
 		client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
 		if err != nil {
-			return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", redact(err))
+			return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", alibabacloud.Redact(err))
 		}
 		client.Domain = cfg.Endpoint.Endpoint
 		return client, nil

@@ -1,115 +1,24 @@
 package alibaba
 
 import (
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
-
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+
+	"github.com/lockstep-dev/lockstep/internal/alibabacloud"
 )
 
-// Credentials says where the adapter's Alibaba Cloud credentials come from. Set at most one
-// field; with none, the SDK's default chain is used (the ALIBABA_CLOUD_ACCESS_KEY_ID and
-// ALIBABA_CLOUD_ACCESS_KEY_SECRET environment variables, then the node's ECS RAM role).
-// Credentials are never logged and never appear in error messages.
-type Credentials struct {
-	// SecretDir is a directory holding the files access-key-id, access-key-secret and,
-	// for temporary credentials, security-token: a Secret mounted as a volume. The files
-	// are read on every request, so a rotated Secret takes effect without a restart.
-	SecretDir string `json:"secretDir,omitempty"`
-	// RRSA exchanges the pod's service account token for temporary credentials of a RAM
-	// role (ACK RAM Roles for Service Accounts).
-	RRSA *RRSA `json:"rrsa,omitempty"`
-}
+// Credentials says where the adapter's Alibaba Cloud credentials come from (shared with the
+// node-autoscaler: internal/alibabacloud).
+type Credentials = alibabacloud.Credentials
 
-// RRSA configures the OIDC token exchange. Empty fields are read from the environment
-// variables ACK's pod identity webhook injects: ALIBABA_CLOUD_ROLE_ARN,
-// ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE.
-type RRSA struct {
-	RoleARN         string `json:"roleArn,omitempty"`
-	OIDCProviderARN string `json:"oidcProviderArn,omitempty"`
-	TokenFile       string `json:"tokenFile,omitempty"`
-	// STSEndpoint overrides the STS host (default sts-vpc.<region>.aliyuncs.com).
-	STSEndpoint string `json:"stsEndpoint,omitempty"`
-}
+// RRSA configures the OIDC token exchange of ACK's RAM Roles for Service Accounts.
+type RRSA = alibabacloud.RRSA
 
 // Names of the files in Credentials.SecretDir.
 const (
-	AccessKeyIDFile     = "access-key-id"
-	AccessKeySecretFile = "access-key-secret" //nolint:gosec // a file name, not a credential
-	SecurityTokenFile   = "security-token"
+	AccessKeyIDFile     = alibabacloud.AccessKeyIDFile
+	AccessKeySecretFile = alibabacloud.AccessKeySecretFile //nolint:gosec // a file name, not a credential
+	SecurityTokenFile   = alibabacloud.SecurityTokenFile
 )
-
-// provider builds the SDK credentials provider the configuration names (Config checks that
-// at most one way is set).
-func (c Credentials) provider(region string) (credentials.CredentialsProvider, error) {
-	switch {
-	case c.SecretDir != "":
-		p := &fileProvider{dir: c.SecretDir}
-		// A missing or empty file fails at start, not at the first query.
-		if _, err := p.GetCredentials(); err != nil {
-			return nil, err
-		}
-		return p, nil
-	case c.RRSA != nil:
-		b := credentials.NewOIDCCredentialsProviderBuilder().
-			WithRoleArn(c.RRSA.RoleARN).WithOIDCProviderARN(c.RRSA.OIDCProviderARN).WithOIDCTokenFilePath(c.RRSA.TokenFile).
-			WithRoleSessionName("lockstep-metrics-adapter")
-		if c.RRSA.STSEndpoint != "" {
-			b = b.WithSTSEndpoint(c.RRSA.STSEndpoint)
-		} else if region != "" {
-			b = b.WithStsRegion(region).WithEnableVpc(true)
-		}
-		p, err := b.Build()
-		if err != nil {
-			return nil, fmt.Errorf("credentials.rrsa: %w", err)
-		}
-		return p, nil
-	default:
-		return credentials.NewDefaultCredentialsProvider(), nil
-	}
-}
-
-// fileProvider reads an AccessKey pair, and a security token when present, from files.
-type fileProvider struct{ dir string }
-
-// GetCredentials implements credentials.CredentialsProvider.
-func (p *fileProvider) GetCredentials() (*credentials.Credentials, error) {
-	id, err := p.read(AccessKeyIDFile, true)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := p.read(AccessKeySecretFile, true)
-	if err != nil {
-		return nil, err
-	}
-	token, err := p.read(SecurityTokenFile, false)
-	if err != nil {
-		return nil, err
-	}
-	return &credentials.Credentials{AccessKeyId: id, AccessKeySecret: secret, SecurityToken: token, ProviderName: p.GetProviderName()}, nil
-}
-
-// GetProviderName implements credentials.CredentialsProvider.
-func (p *fileProvider) GetProviderName() string { return "lockstep_secret_dir" }
-
-func (p *fileProvider) read(name string, required bool) (string, error) {
-	path := filepath.Join(p.dir, name)
-	b, err := os.ReadFile(path) //nolint:gosec // the operator names the directory in the configuration
-	switch {
-	case errors.Is(err, os.ErrNotExist) && !required:
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("credentials: reading %s: %w", path, err)
-	}
-	v := strings.TrimSpace(string(b))
-	if v == "" && required {
-		return "", fmt.Errorf("credentials: %s is empty", path)
-	}
-	return v, nil
-}
 
 // CredentialSource adapts an SDK credentials provider to the Prometheus source's basic auth
 // for SLS MetricStore and ARMS Prometheus.
@@ -119,7 +28,7 @@ type CredentialSource struct {
 
 // NewCredentialSource returns the credentials the configuration names.
 func NewCredentialSource(c Credentials, region string) (*CredentialSource, error) {
-	p, err := c.provider(region)
+	p, err := c.Provider(region, "lockstep-metrics-adapter")
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +39,7 @@ func NewCredentialSource(c Credentials, region string) (*CredentialSource, error
 func (s *CredentialSource) Credentials() (id, secret, token string, err error) {
 	cc, err := s.p.GetCredentials()
 	if err != nil {
-		return "", "", "", redact(err)
+		return "", "", "", alibabacloud.Redact(err)
 	}
 	return cc.AccessKeyId, cc.AccessKeySecret, cc.SecurityToken, nil
 }
