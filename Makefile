@@ -56,6 +56,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-metrics-adapter paths=./metrics-adapter/rbac output:rbac:artifacts:config=config/rbac/metrics-adapter
 	hack/gen-vpa-crd.sh $(CONTROLLER_GEN)
 	hack/gen-karpenter-crds.sh
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./node-autoscaler/alibabacloud/apis/...
+	$(CONTROLLER_GEN) crd paths=./node-autoscaler/alibabacloud/apis/... output:crd:artifacts:config=config/crd/node-autoscaler
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-node-autoscaler paths=./node-autoscaler output:rbac:artifacts:config=config/rbac/node-autoscaler
 	$(CONTROLLER_GEN) rbac:roleName=lockstep-vpa-inplace paths=./vpa-inplace/... output:rbac:artifacts:config=config/rbac/vpa-inplace
 	@mkdir -p chart/crds chart/files && rm -f chart/crds/*.yaml && cp config/crd/*.yaml chart/crds/
@@ -66,6 +68,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	cp config/rbac/node-autoscaler/role.yaml chart/files/node-autoscaler-role.yaml
 	cat config/crd/karpenter/*.yaml > chart/files/karpenter-crds.yaml
 	cat config/crd/karpenter-kwok/*.yaml > chart/files/karpenter-kwok-crds.yaml
+	cat config/crd/node-autoscaler/*.yaml > chart/files/ecsnodeclass-crd.yaml
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.

@@ -59,7 +59,7 @@ type armsSpec struct {
 // ARMS is the ARMS Application Monitoring source.
 type ARMS struct {
 	base[armsSpec]
-	clients    *sdkPool[*arms.Client]
+	clients    *alibabacloud.Pool[*arms.Client]
 	clock      clock.WithTicker
 	window     time.Duration
 	delay      time.Duration
@@ -104,7 +104,7 @@ func NewARMS(cfg ARMSConfig, region string, creds credentials.CredentialsProvide
 	if s.clock == nil {
 		s.clock = clock.RealClock{}
 	}
-	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*arms.Client, error) {
+	clients, err := alibabacloud.NewPool(concurrency, deps.Transport, func(t http.RoundTripper) (*arms.Client, error) {
 		client, err := arms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
 		if err != nil {
 			return nil, fmt.Errorf("alibabaCloud.arms: %w", alibabacloud.Redact(err))
@@ -173,7 +173,7 @@ func (s *ARMS) fetch(_ context.Context, spec armsSpec) (series.Value, error) {
 		req.Filters = &filters
 		var resp *arms.QueryMetricByPageResponse
 		var err error
-		s.clients.with(func(c *arms.Client) { resp, err = c.QueryMetricByPage(req) })
+		s.clients.With(func(c *arms.Client) { resp, err = c.QueryMetricByPage(req) })
 		if err != nil {
 			err = apiError("QueryMetricByPage", err)
 			s.log.V(1).Info("ARMS call failed", "pid", t.pid, "page", page, "err", err.Error())

@@ -81,36 +81,6 @@ func newCache[S any](c Common, name string, fetch remote.Fetch[S], deps Deps) *r
 		Observe: deps.observe(strings.ToLower(name)), MaxWanted: deps.MaxQueries, Evicted: evicted}, fetch, deps.Clock)
 }
 
-// sdkPool hands out SDK clients, one call at a time each. The SDK's client is not safe for
-// concurrent calls (each call writes the HTTP client's timeout and its transport's dialer, as
-// the race detector showed), so every concurrent fetch gets a client, and a transport, of its
-// own.
-type sdkPool[C any] struct{ free chan C }
-
-// newSDKPool builds concurrency clients with build, each on its own copy of transport.
-func newSDKPool[C any](transport http.RoundTripper, build func(http.RoundTripper) (C, error)) (*sdkPool[C], error) {
-	p := &sdkPool[C]{free: make(chan C, concurrency)}
-	for range concurrency {
-		t := transport
-		if ht, ok := transport.(*http.Transport); ok {
-			t = ht.Clone()
-		}
-		c, err := build(t)
-		if err != nil {
-			return nil, err
-		}
-		p.free <- c
-	}
-	return p, nil
-}
-
-// with runs fn with a client nobody else is using.
-func (p *sdkPool[C]) with(fn func(C)) {
-	c := <-p.free
-	defer func() { p.free <- c }()
-	fn(c)
-}
-
 // base is what the sources share: the objects they serve and the cache they answer from.
 type base[S any] struct {
 	objects []series.Object

@@ -114,7 +114,7 @@ type cmsSpec struct {
 // CloudMonitor is the CloudMonitor source.
 type CloudMonitor struct {
 	base[cmsSpec]
-	clients    *sdkPool[*cms.Client]
+	clients    *alibabacloud.Pool[*cms.Client]
 	targets    []*lbTarget
 	staleAfter time.Duration
 	log        logr.Logger
@@ -199,7 +199,7 @@ func NewCloudMonitor(cfg CloudMonitorConfig, region string, creds credentials.Cr
 	if creds == nil {
 		return s, nil // validation only
 	}
-	clients, err := newSDKPool(deps.Transport, func(t http.RoundTripper) (*cms.Client, error) {
+	clients, err := alibabacloud.NewPool(concurrency, deps.Transport, func(t http.RoundTripper) (*cms.Client, error) {
 		client, err := cms.NewClientWithOptions(region, cfg.sdkConfig(t), creds)
 		if err != nil {
 			return nil, fmt.Errorf("alibabaCloud.cloudMonitor: %w", alibabacloud.Redact(err))
@@ -286,7 +286,7 @@ func (s *CloudMonitor) last(t *lbTarget, metric string) (float64, int64, error) 
 	req.Namespace, req.MetricName, req.Dimensions, req.Period = t.namespace, metric, t.dims, "60"
 	var resp *cms.DescribeMetricLastResponse
 	var err error
-	s.clients.with(func(c *cms.Client) { resp, err = c.DescribeMetricLast(req) })
+	s.clients.With(func(c *cms.Client) { resp, err = c.DescribeMetricLast(req) })
 	if err != nil {
 		s.log.V(1).Info("CloudMonitor call failed", "metric", metric, "target", t.desc, "err", apiError("DescribeMetricLast", err).Error())
 		return 0, 0, apiError("DescribeMetricLast", err)
