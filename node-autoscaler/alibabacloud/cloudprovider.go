@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/awslabs/operatorpkg/status"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+	"github.com/awslabs/operatorpkg/status"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -328,7 +328,9 @@ func (p *CloudProvider) List(ctx context.Context) ([]*karpv1.NodeClaim, error) {
 }
 
 // gone: released, or on its way out.
-func gone(i ecs.Instance) bool { return i.Status == "Stopping" && i.Recyclable || i.Status == "Deleted" }
+func gone(i ecs.Instance) bool {
+	return i.Status == "Stopping" && i.Recyclable || i.Status == "Deleted"
+}
 
 func (p *CloudProvider) toNodeClaim(ctx context.Context, inst *ecs.Instance) (*karpv1.NodeClaim, error) {
 	labels := map[string]string{

@@ -203,4 +203,3 @@ func waitRunning(b *testing.B, c client.Client, ns string, labels map[string]str
 	})
 	return got
 }
-

@@ -69,7 +69,9 @@ func TestPrewarmStaticNodePool(t *testing.T) {
 
 	warmAt := time.Now().Add(8 * time.Second)
 	coolAt := warmAt.Add(30 * time.Second)
-	date := func(at time.Time) string { return "@date " + at.UTC().Truncate(time.Second).Format("2006-01-02 15:04:05") }
+	date := func(at time.Time) string {
+		return "@date " + at.UTC().Truncate(time.Second).Format("2006-01-02 15:04:05")
+	}
 	cron := &v1beta1.CronHorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sale-nodes"},
 		Spec: v1beta1.CronHorizontalPodAutoscalerSpec{

@@ -33,11 +33,11 @@ type SecurityGroup struct {
 // Instance is an instance the fake launched.
 type Instance struct {
 	ID, Type, Zone, VSwitch, Image, Status, ClientToken string
-	SecurityGroups                                     []string
-	Spot                                               bool
-	Tags                                               map[string]string
-	UserData                                           string
-	Created                                            time.Time
+	SecurityGroups                                      []string
+	Spot                                                bool
+	Tags                                                map[string]string
+	UserData                                            string
+	Created                                             time.Time
 }
 
 // ECS is a fake ECS region behind a Server: instance types, zones' stock, vSwitches, security
@@ -329,7 +329,9 @@ func (e *ECS) describeInstances(p url.Values) (map[string]any, *Error) {
 			"VpcAttributes":    map[string]any{"VSwitchId": i.VSwitch},
 		})
 	}
-	slices.SortFunc(list, func(a, b map[string]any) int { return strings.Compare(a["InstanceId"].(string), b["InstanceId"].(string)) })
+	slices.SortFunc(list, func(a, b map[string]any) int {
+		return strings.Compare(a["InstanceId"].(string), b["InstanceId"].(string))
+	})
 	return map[string]any{"Instances": map[string]any{"Instance": list}, "TotalCount": len(list), "NextToken": ""}, nil
 }
 

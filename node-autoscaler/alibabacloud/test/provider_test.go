@@ -177,7 +177,9 @@ func TestNodeClassCannotLaunch(t *testing.T) {
 		cond    string
 		message string
 	}{
-		{"no matching vSwitch", func(s *v1alpha1.ECSNodeClassSpec) { s.VSwitchSelectorTerms = []v1alpha1.VSwitchSelectorTerm{{VPCID: "vpc-9"}} }, nil,
+		{"no matching vSwitch", func(s *v1alpha1.ECSNodeClassSpec) {
+			s.VSwitchSelectorTerms = []v1alpha1.VSwitchSelectorTerm{{VPCID: "vpc-9"}}
+		}, nil,
 			v1alpha1.ConditionVSwitchesReady, "matches no vSwitch"},
 		{"no matching security group", func(s *v1alpha1.ECSNodeClassSpec) {
 			s.SecurityGroupSelectorTerms = []v1alpha1.SecurityGroupSelectorTerm{{Tags: map[string]string{"role": "db"}}}
