@@ -9,6 +9,7 @@ import (
 
 	"github.com/awslabs/operatorpkg/controller"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/karpenter/pkg/cloudprovider"
 	"sigs.k8s.io/karpenter/pkg/cloudprovider/overlay"
@@ -21,7 +22,9 @@ import (
 	// Registers the kwok provider's flags (--instance-types-file-path) with Karpenter's.
 	_ "sigs.k8s.io/karpenter/kwok/options"
 
+	alibabacloudcreds "github.com/lockstep-dev/lockstep/internal/alibabacloud"
 	"github.com/lockstep-dev/lockstep/internal/eventrec"
+	"github.com/lockstep-dev/lockstep/node-autoscaler/alibabacloud"
 	"github.com/lockstep-dev/lockstep/node-autoscaler/spill"
 )
 
@@ -45,7 +48,14 @@ func Run() error {
 	defer stop()
 	opts := FromContext(ctx)
 
-	provider, err := newProvider(ctx, op, opts.CloudProvider)
+	recorder, flush, err := eventrec.New(op.GetConfig(), scheme.Scheme, EventSource)
+	if err != nil {
+		return err
+	}
+	if err := op.Add(flush); err != nil {
+		return fmt.Errorf("adding the event flusher: %w", err)
+	}
+	provider, extra, err := newProvider(ctx, op, opts, recorder)
 	if err != nil {
 		return err
 	}
@@ -53,14 +63,8 @@ func Run() error {
 	cluster := state.NewCluster(op.Clock, op.GetClient(), decorated)
 	ctrls := controllers.NewControllers(ctx, op.Manager, op.Clock, op.GetClient(), op.EventRecorder,
 		decorated, provider, cluster, op.InstanceTypeStore)
+	ctrls = append(ctrls, extra...)
 	if opts.Spill {
-		recorder, flush, err := eventrec.New(op.GetConfig(), scheme.Scheme, EventSource)
-		if err != nil {
-			return err
-		}
-		if err := op.Add(flush); err != nil {
-			return fmt.Errorf("adding the event flusher: %w", err)
-		}
 		metrics, err := spill.NewMetrics(crmetrics.Registry)
 		if err != nil {
 			return fmt.Errorf("registering metrics: %w", err)
@@ -82,16 +86,33 @@ func Run() error {
 
 func controllerName(c controller.Controller) string { return fmt.Sprintf("%T", c) }
 
-// newProvider builds the selected cloud provider.
-func newProvider(ctx context.Context, op *operator.Operator, name string) (cloudprovider.CloudProvider, error) {
-	switch name {
+// newProvider builds the selected cloud provider and the controllers it brings.
+func newProvider(ctx context.Context, op *operator.Operator, opts *Options, recorder events.EventRecorder) (cloudprovider.CloudProvider, []controller.Controller, error) {
+	switch opts.CloudProvider {
 	case ProviderKwok:
 		types, err := kwokprovider.ConstructInstanceTypes(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("kwok instance types: %w", err)
+			return nil, nil, fmt.Errorf("kwok instance types: %w", err)
 		}
-		return kwokprovider.NewCloudProvider(ctx, op.GetClient(), types), nil
+		return kwokprovider.NewCloudProvider(ctx, op.GetClient(), types), nil, nil
+	case ProviderAlibabaCloud:
+		a := opts.AlibabaCloud
+		creds := alibabacloudcreds.Credentials{SecretDir: a.CredentialsDir}
+		if a.RRSA {
+			creds.RRSA = &alibabacloudcreds.RRSA{}
+		}
+		cp, err := creds.Provider(a.Region, EventSource)
+		if err != nil {
+			return nil, nil, fmt.Errorf("alibabacloud credentials: %w", err)
+		}
+		api, err := alibabacloud.NewAPI(alibabacloud.ClientConfig{Region: a.Region, Endpoint: a.Endpoint, Scheme: a.Scheme, Clock: op.Clock}, cp)
+		if err != nil {
+			return nil, nil, err
+		}
+		catalog := alibabacloud.NewCatalog(api, op.Clock, alibabacloud.CatalogConfig{})
+		provider := alibabacloud.NewCloudProvider(op.GetClient(), api, catalog, a.Region, a.ClusterName)
+		return provider, []controller.Controller{&alibabacloud.NodeClassController{Client: op.GetClient(), API: api, Recorder: recorder}}, nil
 	default:
-		return nil, fmt.Errorf("unknown cloud provider %q", name)
+		return nil, nil, fmt.Errorf("unknown cloud provider %q", opts.CloudProvider)
 	}
 }

@@ -19,11 +19,27 @@ import (
 
 // Provider names accepted by --cloud-provider.
 const (
-	ProviderKwok = "kwok"
+	ProviderKwok         = "kwok"
+	ProviderAlibabaCloud = "alibabacloud"
 )
 
 // Providers lists the cloud providers this build can run.
-var Providers = []string{ProviderKwok}
+var Providers = []string{ProviderKwok, ProviderAlibabaCloud}
+
+// AlibabaCloudOptions configure the Alibaba Cloud provider.
+type AlibabaCloudOptions struct {
+	// Region is where instances launch (cn-hangzhou).
+	Region string
+	// Endpoint overrides the ECS API host (a VPC endpoint, or a test fake); Scheme is https or http.
+	Endpoint, Scheme string
+	// CredentialsDir is a mounted Secret with access-key-id, access-key-secret (and
+	// security-token); RRSA uses ACK's RAM Roles for Service Accounts; neither: the SDK's default
+	// chain (environment, then the node's RAM role).
+	CredentialsDir string
+	RRSA           bool
+	// ClusterName tags the instances so that List finds this cluster's.
+	ClusterName string
+}
 
 // Options are Lockstep's flags of the node-autoscaler. They join Karpenter's own flags (its
 // options.Injectable): one command line, one --help.
@@ -36,6 +52,8 @@ type Options struct {
 	Spill bool
 	// SpillConfig tunes spill and move-back.
 	SpillConfig spill.Config
+	// AlibabaCloud configures --cloud-provider=alibabacloud.
+	AlibabaCloud AlibabaCloudOptions
 
 	virtualSelector, virtualTaint string
 	holdPriority                  int
@@ -49,6 +67,13 @@ func (o *Options) AddFlags(fs *karpoptions.FlagSet) {
 	c := &o.SpillConfig
 	fs.StringVar(&o.CloudProvider, "cloud-provider", ProviderKwok, "cloud provider that launches nodes: "+strings.Join(Providers, ", "))
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig to use outside a cluster (the KUBECONFIG variable works too)")
+	a := &o.AlibabaCloud
+	fs.StringVar(&a.Region, "alibabacloud-region", os.Getenv("ALIBABA_CLOUD_REGION_ID"), "Alibaba Cloud region the nodes launch in (alibabacloud provider)")
+	fs.StringVar(&a.Endpoint, "alibabacloud-endpoint", "", "ECS API host, e.g. ecs-vpc.cn-hangzhou.aliyuncs.com (empty: the SDK's for the region)")
+	fs.StringVar(&a.Scheme, "alibabacloud-scheme", "https", "scheme of the ECS API: https, or http for a local proxy")
+	fs.StringVar(&a.CredentialsDir, "alibabacloud-credentials-dir", "", "directory of a mounted Secret with access-key-id and access-key-secret (and security-token)")
+	fs.BoolVar(&a.RRSA, "alibabacloud-rrsa", false, "take credentials from ACK's RAM Roles for Service Accounts (the pod identity webhook's environment)")
+	fs.StringVar(&a.ClusterName, "cluster-name", "", "name of the cluster, tagged on the instances the alibabacloud provider launches")
 	fs.BoolVar(&o.Spill, "spill", true, "spill pending pods onto serverless virtual nodes while nodes boot, and move them back")
 	fs.DurationVar(&c.Budget, "spill-budget", def.Budget, "how long a pending pod may expect to wait for a node before it is spilled (pods and namespaces override it with the "+spill.BudgetAnnotation+" annotation)")
 	fs.DurationVar(&c.DefaultBootTime, "default-boot-time", def.DefaultBootTime, "a NodePool's boot time until one of its nodes was seen booting")
@@ -74,6 +99,19 @@ func (o *Options) Parse(fs *karpoptions.FlagSet, args ...string) error {
 	}
 	if !slices.Contains(Providers, o.CloudProvider) {
 		return fmt.Errorf("--cloud-provider %q: want one of %s", o.CloudProvider, strings.Join(Providers, ", "))
+	}
+	if o.CloudProvider == ProviderAlibabaCloud {
+		a := o.AlibabaCloud
+		switch {
+		case a.Region == "":
+			return errors.New("--alibabacloud-region (or ALIBABA_CLOUD_REGION_ID) is required with --cloud-provider=alibabacloud")
+		case a.ClusterName == "":
+			return errors.New("--cluster-name is required with --cloud-provider=alibabacloud: it tags the instances this cluster owns")
+		case a.CredentialsDir != "" && a.RRSA:
+			return errors.New("--alibabacloud-credentials-dir and --alibabacloud-rrsa: set one, not both")
+		case a.Scheme != "https" && a.Scheme != "http":
+			return fmt.Errorf("--alibabacloud-scheme %q: https or http", a.Scheme)
+		}
 	}
 	if o.Kubeconfig != "" {
 		if err := os.Setenv("KUBECONFIG", o.Kubeconfig); err != nil {

@@ -26,6 +26,13 @@ func TestValidateArgs(t *testing.T) {
 		{name: "negative budget", args: []string{"--spill-budget=-1s"}, want: "budget"},
 		{name: "non-negative hold priority", args: []string{"--hold-priority=0"}, want: "negative"},
 		{name: "hold priority out of range", args: []string{"--hold-priority=-2000000000"}, want: "range"},
+		{name: "alibabacloud", args: []string{"--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou", "--cluster-name=shop", "--alibabacloud-rrsa"}},
+		{name: "alibabacloud without a region", args: []string{"--cloud-provider=alibabacloud", "--cluster-name=shop"}, want: "--alibabacloud-region"},
+		{name: "alibabacloud without a cluster name", args: []string{"--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou"}, want: "--cluster-name"},
+		{name: "alibabacloud with two credential sources", args: []string{"--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou", "--cluster-name=shop",
+			"--alibabacloud-rrsa", "--alibabacloud-credentials-dir=/etc/creds"}, want: "not both"},
+		{name: "alibabacloud with a bad scheme", args: []string{"--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou", "--cluster-name=shop",
+			"--alibabacloud-scheme=ftp"}, want: "https or http"},
 		{name: "Karpenter's own flag checked too", args: []string{"--log-level=loud"}, want: "LOG_LEVEL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,10 @@ package nodeautoscaler
 // +kubebuilder:rbac:groups=karpenter.kwok.sh,resources=kwoknodeclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=karpenter.kwok.sh,resources=kwoknodeclasses;kwoknodeclasses/status,verbs=patch;update
 //
+// Alibaba Cloud provider (ECSNodeClass status):
+// +kubebuilder:rbac:groups=karpenter.lockstep.dev,resources=ecsnodeclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=karpenter.lockstep.dev,resources=ecsnodeclasses/status,verbs=patch;update
+//
 // Lockstep spill and move-back: spill patches pending pods (toleration, label, annotations),
 // creates and deletes placeholders, creates their PriorityClass; move-back patches and evicts
 // spilled pods.
