@@ -433,3 +433,27 @@ func TestAlibabaCloudValues(t *testing.T) {
 		t.Fatalf("credentials not pointed at the mounted Secret:\n%s", config)
 	}
 }
+
+// The node-autoscaler's Alibaba Cloud values: region and cluster name are required (a clear
+// failure at install), the ECSNodeClass CRD replaces KWOKNodeClass, and the credentials Secret is
+// mounted where the flag points.
+func TestNodeAutoscalerAlibabaCloudValues(t *testing.T) {
+	env := framework.Env(t)
+	base := []string{"template", "lockstep", ".", "--namespace", "lockstep-system", "--validate", "--set", "nodeAutoscaler.enabled=true", "--set", "nodeAutoscaler.cloudProvider=alibabacloud"}
+	cmd := exec.Command(helmBinary(t), append(base, "--kubeconfig", env.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "nodeAutoscaler.alibabaCloud.region and nodeAutoscaler.alibabaCloud.clusterName are required") {
+		t.Errorf("rendering without region and cluster name: err %v, output %s", err, out)
+	}
+	out := helm(t, env, append(base, "--set", "nodeAutoscaler.alibabaCloud.region=cn-hangzhou",
+		"--set", "nodeAutoscaler.alibabaCloud.clusterName=shop", "--set", "nodeAutoscaler.alibabaCloud.secret=ecs-credentials")...)
+	for _, want := range []string{"name: ecsnodeclasses.karpenter.lockstep.dev", "--alibabacloud-region=cn-hangzhou", "--cluster-name=shop",
+		"--alibabacloud-credentials-dir=/etc/lockstep/alibaba-cloud", "secretName: ecs-credentials"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rendering lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "name: kwoknodeclasses.karpenter.kwok.sh") {
+		t.Error("the kwok CRD renders with the alibabacloud provider")
+	}
+}
