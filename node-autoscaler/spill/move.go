@@ -78,60 +78,74 @@ type MoveDecision struct {
 // allow, it is released: its ReplicaSet creates a replacement, which preempts the placeholder.
 func DecideMove(in MoveInput, cfg Config) MoveDecision {
 	pod := in.Pod
-	if pod.DeletionTimestamp != nil {
+	switch {
+	case pod.DeletionTimestamp != nil:
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonTerminating}
-	}
-	if pod.Annotations[MovingBackAnnotation] != "" {
-		rs := in.ReplicaSet
-		switch {
-		case rs == nil || rs.DeletionTimestamp != nil:
-			return MoveDecision{Action: MoveEvict, Reason: MoveReasonOwnerGone}
-		case rs.Status.ObservedGeneration >= rs.Generation && rs.Spec.Replicas != nil && rs.Status.ReadyReplicas >= *rs.Spec.Replicas:
-			return MoveDecision{Action: MoveEvict, Reason: MoveReasonReplaced}
-		}
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonReplacing, RequeueAfter: moveRequeueWhileWaiting}
-	}
-	if pod.Spec.NodeName == "" {
+	case pod.Annotations[MovingBackAnnotation] != "":
+		return decideReleased(in.ReplicaSet)
+	case pod.Spec.NodeName == "":
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonPending, RequeueAfter: moveRequeueWhileWaiting}
-	}
-	if in.Node != nil && !cfg.VirtualNodeSelector.Matches(labels.Set(in.Node.Labels)) {
+	case in.Node != nil && !cfg.VirtualNodeSelector.Matches(labels.Set(in.Node.Labels)):
 		if in.Hold != nil {
 			return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonOnRealNode}
 		}
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonOnRealNode}
 	}
-	spilledAt, ok := annotationTime(pod, SpilledAtAnnotation)
+	return decideOnVirtual(in, cfg)
+}
+
+// decideReleased: evict once the ReplicaSet is whole again without the pod (or gone).
+func decideReleased(rs *appsv1.ReplicaSet) MoveDecision {
+	switch {
+	case rs == nil || rs.DeletionTimestamp != nil:
+		return MoveDecision{Action: MoveEvict, Reason: MoveReasonOwnerGone}
+	case rs.Status.ObservedGeneration >= rs.Generation && rs.Spec.Replicas != nil && rs.Status.ReadyReplicas >= *rs.Spec.Replicas:
+		return MoveDecision{Action: MoveEvict, Reason: MoveReasonReplaced}
+	}
+	return MoveDecision{Action: MoveNone, Reason: MoveReasonReplacing, RequeueAfter: moveRequeueWhileWaiting}
+}
+
+// decideOnVirtual handles a spilled pod running on a virtual node: keep its hold while the hold
+// lasts, release it when the hold's room is ready.
+func decideOnVirtual(in MoveInput, cfg Config) MoveDecision {
+	spilledAt, ok := annotationTime(in.Pod, SpilledAtAnnotation)
 	if !ok {
-		spilledAt = pod.CreationTimestamp.Time
+		spilledAt = in.Pod.CreationTimestamp.Time
 	}
 	holdEnd := spilledAt.Add(cfg.HoldDuration)
 	if until, ok := holdUntil(in.Hold); ok && until.Before(holdEnd) {
 		holdEnd = until
 	}
-	if !in.Now.Before(holdEnd) {
-		if in.Hold != nil {
-			return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonHoldExpired}
-		}
+	switch {
+	case !in.Now.Before(holdEnd) && in.Hold != nil:
+		return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonHoldExpired}
+	case !in.Now.Before(holdEnd):
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonHoldExpired}
-	}
-	if in.Hold == nil {
+	case in.Hold == nil:
 		return MoveDecision{Action: MoveCreateHold, Reason: MoveReasonNoHold}
 	}
 	// Look again when the hold ends at the latest.
-	requeue := func(d time.Duration) time.Duration { return min(d, holdEnd.Sub(in.Now)) }
+	wait := func(reason string, d time.Duration) MoveDecision {
+		return MoveDecision{Action: MoveNone, Reason: reason, RequeueAfter: min(d, holdEnd.Sub(in.Now))}
+	}
 	switch {
 	case !cfg.MoveBack:
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonDisabled, RequeueAfter: requeue(holdEnd.Sub(in.Now))}
+		return wait(MoveReasonDisabled, holdEnd.Sub(in.Now))
 	case in.ReplicaSet == nil || !in.Deployment:
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonUnsupported, RequeueAfter: requeue(holdEnd.Sub(in.Now))}
-	case in.Hold.Spec.NodeName == "" || in.HoldNode == nil || !nodeReady(in.HoldNode) || in.Hold.Status.Phase != corev1.PodRunning:
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonHoldPending, RequeueAfter: requeue(5 * time.Second)}
+		return wait(MoveReasonUnsupported, holdEnd.Sub(in.Now))
+	case !holdRunning(in):
+		return wait(MoveReasonHoldPending, 5*time.Second)
 	case in.Now.Sub(spilledAt) < cfg.MoveBackAfter:
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonSettling, RequeueAfter: requeue(cfg.MoveBackAfter - in.Now.Sub(spilledAt))}
+		return wait(MoveReasonSettling, cfg.MoveBackAfter-in.Now.Sub(spilledAt))
 	case in.InFlight >= cfg.MaxMovesInFlight || in.InFlightWorkload >= cfg.MaxMovesPerWorkload:
-		return MoveDecision{Action: MoveNone, Reason: MoveReasonBounded, RequeueAfter: requeue(moveRequeueWhileWaiting)}
+		return wait(MoveReasonBounded, moveRequeueWhileWaiting)
 	}
 	return MoveDecision{Action: MoveRelease, Reason: MoveReasonRoomReady}
+}
+
+// holdRunning: the placeholder runs on a Ready node, so its room is there.
+func holdRunning(in MoveInput) bool {
+	return in.Hold.Spec.NodeName != "" && in.HoldNode != nil && nodeReady(in.HoldNode) && in.Hold.Status.Phase == corev1.PodRunning
 }
 
 func annotationTime(o metav1.Object, key string) (time.Time, bool) {

@@ -130,7 +130,7 @@ func TestDecideMove(t *testing.T) {
 	}
 }
 
-func TestSpillPatch(t *testing.T) {
+func TestPatch(t *testing.T) {
 	cfg := DefaultConfig()
 	for _, tc := range []struct {
 		name string
@@ -145,7 +145,7 @@ func TestSpillPatch(t *testing.T) {
 		{"bare pod", pendingPod(t0, func(p *corev1.Pod) { p.ResourceVersion = "42" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			patch, err := SpillPatch(tc.pod, cfg, t0)
+			patch, err := Patch(tc.pod, cfg, t0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,6 +222,10 @@ func TestPlaceholder(t *testing.T) {
 	if h.Annotations[karpv1.DoNotDisruptAnnotationKey] != "15m0s" || h.Annotations[HoldUntilAnnotation] != "2026-11-30T12:15:00Z" {
 		t.Errorf("hold bounds: %v", h.Annotations)
 	}
+}
+
+func TestHoldName(t *testing.T) {
+	cfg := DefaultConfig()
 	long := strings.Repeat("a", 253)
 	if n := HoldName(long); len(n) > 253 || !strings.HasPrefix(n, "hold-") || n == HoldName(long[:252]+"b") {
 		t.Errorf("HoldName of a 253-character name: %q (%d characters)", n, len(n))

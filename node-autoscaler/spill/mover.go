@@ -159,23 +159,29 @@ func (m *Mover) gather(ctx context.Context, pod *corev1.Pod) (MoveInput, error) 
 			return in, fmt.Errorf("reading ReplicaSet %s: %w", ref.Name, err)
 		}
 	}
+	in.InFlight, in.InFlightWorkload, err = movesInFlight(ctx, c, pod.Namespace, in.ReplicaSet)
+	return in, err
+}
+
+// movesInFlight counts the released pods not yet gone, in total and of rs.
+func movesInFlight(ctx context.Context, c client.Reader, namespace string, rs *appsv1.ReplicaSet) (total, ofRS int, err error) {
 	var spilled corev1.PodList
 	if err := c.List(ctx, &spilled, client.HasLabels{SpilledLabel}); err != nil {
-		return in, fmt.Errorf("listing spilled pods: %w", err)
+		return 0, 0, fmt.Errorf("listing spilled pods: %w", err)
 	}
 	for i := range spilled.Items {
 		p := &spilled.Items[i]
 		if p.Annotations[MovingBackAnnotation] == "" || p.DeletionTimestamp != nil {
 			continue
 		}
-		in.InFlight++
-		if in.ReplicaSet != nil && p.Namespace == pod.Namespace {
-			if ref := ownerRef(p, "ReplicaSet"); ref != nil && ref.UID == in.ReplicaSet.UID {
-				in.InFlightWorkload++
+		total++
+		if rs != nil && p.Namespace == namespace {
+			if ref := ownerRef(p, "ReplicaSet"); ref != nil && ref.UID == rs.UID {
+				ofRS++
 			}
 		}
 	}
-	return in, nil
+	return total, ofRS, nil
 }
 
 func getNode(ctx context.Context, c client.Reader, name string) (*corev1.Node, error) {

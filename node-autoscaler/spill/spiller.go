@@ -113,7 +113,7 @@ func (s *Spiller) spill(ctx context.Context, pod *corev1.Pod, dec Decision, now 
 	if err := s.class.ensure(ctx); err != nil {
 		return err
 	}
-	patch, err := SpillPatch(pod, d.Config, now)
+	patch, err := Patch(pod, d.Config, now)
 	if err != nil {
 		return err
 	}
@@ -150,8 +150,8 @@ type jsonPatchOp struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// SpillPatch is the JSON patch that spills pod: it fails if the pod changed since it was read.
-func SpillPatch(pod *corev1.Pod, cfg Config, now time.Time) ([]byte, error) {
+// Patch is the JSON patch that spills pod: it fails if the pod changed since it was read.
+func Patch(pod *corev1.Pod, cfg Config, now time.Time) ([]byte, error) {
 	tolerations := append(append([]corev1.Toleration{}, pod.Spec.Tolerations...), cfg.toleration())
 	ops := []jsonPatchOp{
 		{Op: "test", Path: "/metadata/resourceVersion", Value: pod.ResourceVersion},

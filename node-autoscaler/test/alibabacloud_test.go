@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	karpv1 "sigs.k8s.io/karpenter/pkg/apis/v1"
 
@@ -36,9 +37,36 @@ func TestAlibabaCloudProvider(t *testing.T) {
 	if err := framework.InstallCRDs(ctx, env.Config, crd); err != nil {
 		t.Fatal(err)
 	}
+	ecs, endpoint, creds := startECSFake(t)
+	nc := &v1alpha1.ECSNodeClass{ObjectMeta: metav1.ObjectMeta{Name: "ecs"}, Spec: v1alpha1.ECSNodeClassSpec{
+		VSwitchSelectorTerms:       []v1alpha1.VSwitchSelectorTerm{{VPCID: "vpc-bed"}},
+		SecurityGroupSelectorTerms: []v1alpha1.SecurityGroupSelectorTerm{{Tags: map[string]string{"cluster": "bed"}}},
+		ImageID:                    "aliyun_3_x64_bed.vhd",
+	}}
+	if err := c.Create(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), nc) })
+	createECSPool(t, c)
+
+	cs := framework.Clientset(t)
+	ns := framework.Namespace(t, cs)
+	startAutoscaler(t, "node-autoscaler-ecs", ns, "--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou",
+		"--alibabacloud-endpoint="+endpoint, "--alibabacloud-scheme=http", "--alibabacloud-credentials-dir="+creds,
+		"--cluster-name=bed", "--spill=false")
+	cleanupPool(t, c, "ecs")
+	stopJoin := joinInstances(t, c, ecs)
+	defer stopJoin()
+	runOnECS(t, c, ns, ecs)
+}
+
+// startECSFake serves a fake region with two zones (the cheaper type out of stock in one) and
+// writes its key where --alibabacloud-credentials-dir reads it.
+func startECSFake(t *testing.T) (*alifake.ECS, string, string) {
+	t.Helper()
 	fake := alifake.New()
 	fake.AddKey("LTAI5tBedKey", "bed-secret", "")
-	ecs := alifake.NewECS(fake,
+	ecs := alifake.NewECS(fake, clock.RealClock{},
 		[]alifake.InstanceType{
 			{ID: "ecs.c7.xlarge", Family: "ecs.c7", Arch: "X86", Cores: 4, MemoryGiB: 8, Price: 0.8, SpotPrice: 0.16},
 			{ID: "ecs.c7.2xlarge", Family: "ecs.c7", Arch: "X86", Cores: 8, MemoryGiB: 16, Price: 1.6, SpotPrice: 0.3},
@@ -57,16 +85,12 @@ func TestAlibabaCloudProvider(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return ecs, u.Host, creds
+}
 
-	nc := &v1alpha1.ECSNodeClass{ObjectMeta: metav1.ObjectMeta{Name: "ecs"}, Spec: v1alpha1.ECSNodeClassSpec{
-		VSwitchSelectorTerms:       []v1alpha1.VSwitchSelectorTerm{{VPCID: "vpc-bed"}},
-		SecurityGroupSelectorTerms: []v1alpha1.SecurityGroupSelectorTerm{{Tags: map[string]string{"cluster": "bed"}}},
-		ImageID:                    "aliyun_3_x64_bed.vhd",
-	}}
-	if err := c.Create(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Delete(context.Background(), nc) })
+// createECSPool creates NodePool "ecs" on the ECSNodeClass "ecs", on-demand, consolidating at once.
+func createECSPool(t *testing.T, c client.Client) {
+	t.Helper()
 	np := &karpv1.NodePool{
 		ObjectMeta: metav1.ObjectMeta{Name: "ecs"},
 		Spec: karpv1.NodePoolSpec{
@@ -80,20 +104,17 @@ func TestAlibabaCloudProvider(t *testing.T) {
 			Disruption: karpv1.Disruption{ConsolidationPolicy: karpv1.ConsolidationPolicyWhenEmptyOrUnderutilized, ConsolidateAfter: karpv1.MustParseNillableDuration("0s")},
 		},
 	}
-	if err := c.Create(ctx, np); err != nil {
+	if err := c.Create(context.Background(), np); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Delete(context.Background(), np) })
+}
 
-	cs := framework.Clientset(t)
-	ns := framework.Namespace(t, cs)
-	startAutoscaler(t, "node-autoscaler-ecs", ns, "--cloud-provider=alibabacloud", "--alibabacloud-region=cn-hangzhou",
-		"--alibabacloud-endpoint="+u.Host, "--alibabacloud-scheme=http", "--alibabacloud-credentials-dir="+creds,
-		"--cluster-name=bed", "--spill=false")
-	cleanupPool(t, c, "ecs")
-	stopJoin := joinInstances(t, c, ecs)
-	defer stopJoin()
-
+// runOnECS: the class resolves, two pods get an instance and run, and the instance is released
+// when they go.
+func runOnECS(t *testing.T, c client.Client, ns string, ecs *alifake.ECS) {
+	t.Helper()
+	ctx := context.Background()
 	// The class resolves (the provider's controller, through the fake).
 	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
 		var got v1alpha1.ECSNodeClass

@@ -167,7 +167,7 @@ func TestHoldIsBounded(t *testing.T) {
 		if len(holds.Items) == 0 && err != nil && client.IgnoreNotFound(err) == nil {
 			return nil
 		}
-		return fmt.Errorf("%d placeholders left, node %s still there (%v)", len(holds.Items), node, err)
+		return fmt.Errorf("%d placeholders left, node %s still there (%w)", len(holds.Items), node, err)
 	})
 	if held := time.Since(spilledAt); held < 10*time.Second {
 		t.Errorf("the node went after %s, before the hold ended", held)

@@ -71,15 +71,7 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 	if spillTime > 30*time.Second {
 		t.Errorf("spilling took %s; nodes boot in 60 s, so the pods should not have waited for them", spillTime)
 	}
-	pods, err := workloadPods(context.Background(), c, ns, labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods {
-		if p.Labels[spill.SpilledLabel] != "true" || p.Annotations[spill.PodDeletionCostAnnotation] != spill.SpilledDeletionCost || p.Annotations[spill.SpilledAtAnnotation] == "" {
-			t.Errorf("spilled pod %s lacks the spilled label, the spill time or the low deletion cost: labels %v annotations %v", p.Name, p.Labels, p.Annotations)
-		}
-	}
+	checkSpilledPods(t, c, ns, labels)
 	if n := a.metric(t, "lockstep_node_autoscaler_spill_decisions_total", map[string]string{"action": "spill"}); n < replicas {
 		t.Errorf("spill decisions counted: %v, want at least %d", n, replicas)
 	}
@@ -107,56 +99,12 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 	t.Logf("NodeClaims launched: %v", claims)
 
 	// From now on the workload's ready pods must never drop below its replicas.
-	var mu sync.Mutex
-	minReady, samples := replicas, 0
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		for watchCtx.Err() == nil {
-			pods, err := workloadPods(watchCtx, c, ns, labels)
-			if err == nil {
-				n := 0
-				for _, p := range pods {
-					if ready(&p) && p.DeletionTimestamp == nil {
-						n++
-					}
-				}
-				mu.Lock()
-				minReady, samples = min(minReady, n), samples+1
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	stopWatch := watchMinReady(c, ns, labels, replicas)
 
 	// Move back: every replica on a real node, nothing left spilled or held.
 	moveStart := time.Now()
-	framework.Eventually(t, 3*time.Minute, func(ctx context.Context) error {
-		pods, err := workloadPods(ctx, c, ns, labels)
-		if err != nil {
-			return err
-		}
-		onReal, spilled := 0, 0
-		for _, p := range pods {
-			if p.Labels[spill.SpilledLabel] != "" {
-				spilled++
-			}
-			if ready(&p) && p.Spec.NodeName != "" && p.Spec.NodeName != "virtual-kubelet-spill" {
-				onReal++
-			}
-		}
-		var holds corev1.PodList
-		if err := c.List(ctx, &holds, client.InNamespace(ns), client.HasLabels{spill.HoldForLabel}); err != nil {
-			return err
-		}
-		if onReal != replicas || spilled != 0 || len(holds.Items) != 0 {
-			return fmt.Errorf("%d of %d pods ready on real nodes, %d still spilled, %d placeholders left", onReal, replicas, spilled, len(holds.Items))
-		}
-		return nil
-	})
-	stopWatch()
-	<-watchDone
+	waitMovedBack(t, c, ns, labels, replicas, "virtual-kubelet-spill")
+	minReady, samples := stopWatch()
 	t.Logf("moved back %s after the spill (nodes boot in 60 s); ready pods never fell below %d over %d samples", time.Since(moveStart).Round(100*time.Millisecond), minReady, samples)
 	if minReady < replicas {
 		t.Errorf("the workload's ready pods fell to %d during the move back, below its %d replicas", minReady, replicas)
@@ -172,6 +120,83 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 			t.Errorf("NodeClaim %s launched for the spilled pods was removed before they moved back", name)
 		}
 	}
+}
+
+// checkSpilledPods checks the spilled label, time and deletion cost on the workload's pods.
+func checkSpilledPods(t *testing.T, c client.Client, ns string, labels map[string]string) {
+	t.Helper()
+	pods, err := workloadPods(context.Background(), c, ns, labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if p.Labels[spill.SpilledLabel] != "true" || p.Annotations[spill.PodDeletionCostAnnotation] != spill.SpilledDeletionCost || p.Annotations[spill.SpilledAtAnnotation] == "" {
+			t.Errorf("spilled pod %s lacks the spilled label, the spill time or the low deletion cost: labels %v annotations %v", p.Name, p.Labels, p.Annotations)
+		}
+	}
+}
+
+// watchMinReady samples the workload's ready pods every 50 ms until the returned function is
+// called, which reports the fewest seen and the number of samples.
+func watchMinReady(c client.Client, ns string, labels map[string]string, start int) func() (int, int) {
+	var mu sync.Mutex
+	minReady, samples := start, 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			pods, err := workloadPods(ctx, c, ns, labels)
+			if err == nil {
+				n := 0
+				for _, p := range pods {
+					if ready(&p) && p.DeletionTimestamp == nil {
+						n++
+					}
+				}
+				mu.Lock()
+				minReady, samples = min(minReady, n), samples+1
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() (int, int) {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return minReady, samples
+	}
+}
+
+// waitMovedBack waits until every replica is ready on a real node with nothing left spilled or
+// held.
+func waitMovedBack(t *testing.T, c client.Client, ns string, labels map[string]string, replicas int, virtualNode string) {
+	t.Helper()
+	framework.Eventually(t, 3*time.Minute, func(ctx context.Context) error {
+		pods, err := workloadPods(ctx, c, ns, labels)
+		if err != nil {
+			return err
+		}
+		onReal, spilled := 0, 0
+		for _, p := range pods {
+			if p.Labels[spill.SpilledLabel] != "" {
+				spilled++
+			}
+			if ready(&p) && p.Spec.NodeName != "" && p.Spec.NodeName != virtualNode {
+				onReal++
+			}
+		}
+		var holds corev1.PodList
+		if err := c.List(ctx, &holds, client.InNamespace(ns), client.HasLabels{spill.HoldForLabel}); err != nil {
+			return err
+		}
+		if onReal != replicas || spilled != 0 || len(holds.Items) != 0 {
+			return fmt.Errorf("%d of %d pods ready on real nodes, %d still spilled, %d placeholders left", onReal, replicas, spilled, len(holds.Items))
+		}
+		return nil
+	})
 }
 
 // deployment is a Deployment of pods requesting cpu each.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // InstanceType is an ECS instance type the fake region sells.
@@ -55,13 +57,13 @@ type ECS struct {
 	images    map[string]bool
 	instances map[string]*Instance
 	next      int
-	now       func() time.Time
+	clock     clock.PassiveClock
 }
 
-// NewECS registers the ECS actions on s.
-func NewECS(s *Server, types []InstanceType, zones []string, vswitches []VSwitch, groups []SecurityGroup, images ...string) *ECS {
+// NewECS registers the ECS actions on s; clk stamps the instances' creation times.
+func NewECS(s *Server, clk clock.PassiveClock, types []InstanceType, zones []string, vswitches []VSwitch, groups []SecurityGroup, images ...string) *ECS {
 	e := &ECS{types: types, zones: zones, noStock: map[string]bool{}, vswitches: vswitches, groups: groups,
-		images: map[string]bool{}, instances: map[string]*Instance{}, now: time.Now}
+		images: map[string]bool{}, instances: map[string]*Instance{}, clock: clk}
 	for _, i := range images {
 		e.images[i] = true
 	}
@@ -280,7 +282,7 @@ func (e *ECS) runInstances(p url.Values) (map[string]any, *Error) {
 	inst := &Instance{
 		ID: fmt.Sprintf("i-fake%012d", e.next), Type: typ, Zone: zone, VSwitch: vsw, Image: img, Status: "Pending",
 		ClientToken: p.Get("ClientToken"), SecurityGroups: groups, Tags: tags(p), UserData: p.Get("UserData"),
-		Spot: p.Get("SpotStrategy") == "SpotAsPriceGo" || p.Get("SpotStrategy") == "SpotWithPriceLimit", Created: e.now(),
+		Spot: p.Get("SpotStrategy") == "SpotAsPriceGo" || p.Get("SpotStrategy") == "SpotWithPriceLimit", Created: e.clock.Now(),
 	}
 	e.instances[inst.ID] = inst
 	return map[string]any{"InstanceIdSets": map[string]any{"InstanceIdSet": []string{inst.ID}}}, nil

@@ -16,7 +16,7 @@ type RRSA = alibabacloud.RRSA
 // Names of the files in Credentials.SecretDir.
 const (
 	AccessKeyIDFile     = alibabacloud.AccessKeyIDFile
-	AccessKeySecretFile = alibabacloud.AccessKeySecretFile //nolint:gosec // a file name, not a credential
+	AccessKeySecretFile = alibabacloud.AccessKeySecretFile
 	SecurityTokenFile   = alibabacloud.SecurityTokenFile
 )
 

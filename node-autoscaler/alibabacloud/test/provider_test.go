@@ -78,7 +78,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{kube: kube, fake: alifake.New(), clock: clocktesting.NewFakeClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))}
 	f.fake.AddKey(keyID, keySecret, "")
-	f.ecs = alifake.NewECS(f.fake,
+	f.ecs = alifake.NewECS(f.fake, f.clock,
 		[]alifake.InstanceType{
 			{ID: smallType, Family: "ecs.c7", Arch: "X86", Cores: 2, MemoryGiB: 4, Price: 0.4, SpotPrice: 0.08},
 			{ID: bigType, Family: "ecs.c7", Arch: "X86", Cores: 8, MemoryGiB: 16, Price: 1.6, SpotPrice: 0.3},
@@ -241,14 +241,7 @@ func TestLaunchFallbackDriftDelete(t *testing.T) {
 	if len(insts) != 1 || insts[0].Type != smallType || insts[0].Zone != zoneI || insts[0].Spot {
 		t.Fatalf("launched %+v, want one on-demand %s in %s", insts, smallType, zoneI)
 	}
-	inst := insts[0]
-	if inst.Tags[alibabacloud.TagCluster] != "shop" || inst.Tags[alibabacloud.TagNodeClaim] != "c1" || inst.Tags["team"] != "shop" || inst.Image != image || inst.UserData == "" {
-		t.Errorf("instance launched with %+v", inst)
-	}
-	if got.Status.ProviderID != region+"."+inst.ID || got.Labels[corev1.LabelTopologyZone] != zoneI || got.Labels[corev1.LabelInstanceTypeStable] != smallType ||
-		got.Labels[karpv1.CapacityTypeLabelKey] != karpv1.CapacityTypeOnDemand || got.Status.Allocatable.Cpu().Cmp(resource.MustParse("2")) >= 0 {
-		t.Errorf("NodeClaim back: labels %v, provider ID %s, allocatable %v", got.Labels, got.Status.ProviderID, got.Status.Allocatable)
-	}
+	checkLaunched(t, insts[0], got)
 
 	// Both zones out of the small type: the next cheapest fitting type.
 	f.ecs.SetStock(zoneI, smallType, false)
@@ -269,10 +262,31 @@ func TestLaunchFallbackDriftDelete(t *testing.T) {
 		t.Errorf("%d instances, want 2", n)
 	}
 
+	checkRetryListGet(t, f, nc.Name, got)
+	checkDriftAndDelete(t, f, nc.Name, got)
+}
+
+// checkLaunched checks the instance's tags and image and the NodeClaim handed back.
+func checkLaunched(t *testing.T, inst alifake.Instance, got *karpv1.NodeClaim) {
+	t.Helper()
+	if inst.Tags[alibabacloud.TagCluster] != "shop" || inst.Tags[alibabacloud.TagNodeClaim] != "c1" || inst.Tags["team"] != "shop" || inst.Image != image || inst.UserData == "" {
+		t.Errorf("instance launched with %+v", inst)
+	}
+	if got.Status.ProviderID != region+"."+inst.ID || got.Labels[corev1.LabelTopologyZone] != zoneI || got.Labels[corev1.LabelInstanceTypeStable] != smallType ||
+		got.Labels[karpv1.CapacityTypeLabelKey] != karpv1.CapacityTypeOnDemand || got.Status.Allocatable.Cpu().Cmp(resource.MustParse("2")) >= 0 {
+		t.Errorf("NodeClaim back: labels %v, provider ID %s, allocatable %v", got.Labels, got.Status.ProviderID, got.Status.Allocatable)
+	}
+}
+
+// checkRetryListGet: a retried Create of the same NodeClaim launches nothing new; List and Get
+// find the instances.
+func checkRetryListGet(t *testing.T, f *fixture, class string, got *karpv1.NodeClaim) {
+	t.Helper()
+	ctx := context.Background()
 	// A retried Create of the same NodeClaim does not launch a second instance (client token).
 	f.ecs.SetStock(zoneI, smallType, true)
 	f.clock.Step(4 * time.Minute) // the stock-out memory lapses
-	if _, err := f.cp.Create(ctx, claim(nc.Name, "c1", onDemand(), amd64())); err != nil {
+	if _, err := f.cp.Create(ctx, claim(class, "c1", onDemand(), amd64())); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.ecs.Instances()); n != 2 {
@@ -287,21 +301,26 @@ func TestLaunchFallbackDriftDelete(t *testing.T) {
 	if err != nil || one.Name != "c1" || one.Labels[corev1.LabelInstanceTypeStable] != smallType {
 		t.Fatalf("Get = %+v, %v", one, err)
 	}
+}
 
+// checkDriftAndDelete: the class changes image → drift; Delete releases, then reports not found.
+func checkDriftAndDelete(t *testing.T, f *fixture, class string, got *karpv1.NodeClaim) {
+	t.Helper()
+	ctx := context.Background()
 	// Drift: the class now resolves to another image.
-	got.Spec.NodeClassRef = claim(nc.Name, "c1").Spec.NodeClassRef
+	got.Spec.NodeClassRef = claim(class, "c1").Spec.NodeClassRef
 	if reason, err := f.cp.IsDrifted(ctx, got); err != nil || reason != "" {
 		t.Fatalf("IsDrifted before any change = %q, %v", reason, err)
 	}
 	var cur v1alpha1.ECSNodeClass
-	if err := f.kube.Get(ctx, types.NamespacedName{Name: nc.Name}, &cur); err != nil {
+	if err := f.kube.Get(ctx, types.NamespacedName{Name: class}, &cur); err != nil {
 		t.Fatal(err)
 	}
 	cur.Spec.ImageID = otherImage
 	if err := f.kube.Update(ctx, &cur); err != nil {
 		t.Fatal(err)
 	}
-	f.resolve(t, nc.Name)
+	f.resolve(t, class)
 	if reason, err := f.cp.IsDrifted(ctx, got); err != nil || reason != alibabacloud.DriftImage {
 		t.Errorf("IsDrifted after the image changed = %q, %v; want %s", reason, err, alibabacloud.DriftImage)
 	}
