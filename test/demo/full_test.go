@@ -13,5 +13,5 @@ const hpaSyncPeriod = 15 * time.Second
 // The sales event exactly as `make demo` plays it: the default timings and the HPA's default
 // 15 s sync period (`make e2e`).
 func TestSalesEventFullLength(t *testing.T) {
-	checkSalesEvent(t, scenarioOptions{warmUpIn: 30 * time.Second, floodAfter: 20 * time.Second, saleLength: 2 * time.Minute}, time.Minute)
+	checkSalesEvent(t, scenarioOptions{warmUpIn: 30 * time.Second, floodAfter: 20 * time.Second, saleLength: 2 * time.Minute, bootDelay: 30 * time.Second}, time.Minute)
 }

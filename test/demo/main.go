@@ -1,6 +1,7 @@
 // Command demo runs the sales-event scenario on a local test bed: a real control plane with kwok
 // nodes, the Lockstep controllers that have landed, and a flash sale whose ingress and service
-// tiers are raised together before it starts and lowered after it ends. `make demo` runs it.
+// tiers are raised together before it starts and lowered after it ends, on nodes node-autoscaler
+// launches (spilling pods onto a serverless virtual node while they boot). `make demo` runs it.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"text/template"
 	"time"
@@ -56,6 +58,7 @@ func run() error {
 	flag.DurationVar(&o.saleLength, "sale-length", 2*time.Minute, "time from warm-up to the end of the sale")
 	flag.DurationVar(&o.floodAfter, "flood-after", 20*time.Second, "time from warm-up to the flood of buyers")
 	flag.StringVar(&o.zone, "timezone", "Asia/Shanghai", "time zone of the sale's schedules")
+	flag.DurationVar(&o.bootDelay, "boot-delay", 30*time.Second, "how long the shop's nodes take to boot")
 	flag.StringVar(&o.repo, "repo", ".", "the repository root (config/crd, bin/metrics-adapter)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,6 +88,7 @@ func run() error {
 // scenarioOptions time the sale and say where to print.
 type scenarioOptions struct {
 	warmUpIn, floodAfter, saleLength time.Duration
+	bootDelay                        time.Duration
 	zone                             string
 	repo                             string
 	kubeconfig                       string
@@ -101,6 +105,9 @@ func play(ctx context.Context, env *testbed.Env, o scenarioOptions) error {
 	if err := startCronHPA(ctx, env, o.repo); err != nil {
 		return err
 	}
+	if err := startNodeAutoscaler(env, o.repo); err != nil {
+		return err
+	}
 	shop, err := startTraffic("sale", "checkout", quietQPS)
 	if err != nil {
 		return err
@@ -112,17 +119,21 @@ func play(ctx context.Context, env *testbed.Env, o scenarioOptions) error {
 	warmUp := start.Add(o.warmUpIn).Truncate(time.Second)
 	saleStart := warmUp.Add(o.floodAfter)
 	saleEnd := warmUp.Add(o.saleLength)
-	if err := applyScenario(ctx, env, o.zone, warmUp.In(loc), saleEnd.In(loc)); err != nil {
+	if err := applyScenario(ctx, env, o.zone, o.bootDelay, warmUp.In(loc), saleEnd.In(loc)); err != nil {
 		return err
 	}
 	go driveTraffic(ctx, o.out, shop, start, saleStart, saleEnd)
+	go followPlacement(ctx, env, o.out, start)
 
 	fmt.Fprintf(o.out, `
-Lockstep demo is up: %d kwok nodes; cronhpa (controller and webhook) and the metrics adapter
-(custom and external metrics APIs, scraping a simulated ingress-nginx) running.
+Lockstep demo is up: %d kwok nodes; cronhpa (controller and webhook), the metrics adapter
+(custom and external metrics APIs, scraping a simulated ingress-nginx) and node-autoscaler
+(Karpenter, kwok provider: the shop's nodes boot in %s; pods wait 5 s at most, then run on the
+serverless virtual node and move back when the nodes are Ready) running.
 
   export KUBECONFIG=%s
   kubectl get cronhpa,hpa,deploy -n sale
+  kubectl get nodepools,nodeclaims,nodes; kubectl get pods -n sale -o wide
   kubectl get --raw '/apis/external.metrics.k8s.io/v1beta1/namespaces/sale/sls_ingress_qps?labelSelector=sls.ingress.route%%3Dsale-checkout-80'
 
 Sales event (namespace sale, schedules in %s; checkout's HPA targets 100 ingress req/s per pod):
@@ -132,7 +143,7 @@ Sales event (namespace sale, schedules in %s; checkout's HPA targets 100 ingress
   %s  sale end: ingress-gateway -> 2, checkout HPA floor -> 2, %.0f req/s
 Component logs: %s. Ctrl-C stops everything.
 
-`, env.Options().Nodes, o.kubeconfig, o.zone, quietQPS, warmUp.In(loc).Format("15:04:05"), saleStart.In(loc).Format("15:04:05"), floodQPS,
+`, env.Options().Nodes, o.bootDelay, o.kubeconfig, o.zone, quietQPS, warmUp.In(loc).Format("15:04:05"), saleStart.In(loc).Format("15:04:05"), floodQPS,
 		saleEnd.In(loc).Format("15:04:05"), quietQPS, env.LogDir)
 	return followReplicas(ctx, env, o.out, start)
 }
@@ -220,27 +231,98 @@ func startCronHPA(ctx context.Context, env *testbed.Env, repo string) error {
 		v1beta1.GroupVersion.Group, v1beta1.GroupVersion.Version, "cronhorizontalpodautoscalers")
 }
 
-// applyCRDs installs every generated CRD from config/crd.
+// applyCRDs installs the generated CRDs from config/crd and Karpenter's (kwok provider's too).
 func applyCRDs(ctx context.Context, env *testbed.Env, repo string) error {
-	files, err := filepath.Glob(filepath.Join(repo, "config", "crd", "*.yaml"))
-	if err != nil {
-		return fmt.Errorf("listing config/crd: %w", err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("no CRDs in %s: run the demo from the repository root or set --repo", filepath.Join(repo, "config", "crd"))
+	var files []string
+	for _, dir := range []string{".", "karpenter", "karpenter-kwok"} {
+		found, err := filepath.Glob(filepath.Join(repo, "config", "crd", dir, "*.yaml"))
+		if err != nil {
+			return fmt.Errorf("listing config/crd/%s: %w", dir, err)
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("no CRDs in %s: run the demo from the repository root or set --repo", filepath.Join(repo, "config", "crd", dir))
+		}
+		files = append(files, found...)
 	}
 	return framework.InstallCRDs(ctx, env.Config, files...)
 }
 
+// startNodeAutoscaler runs bin/node-autoscaler (Karpenter with the kwok provider, spill and
+// move-back) against the test bed; the test bed stops it.
+func startNodeAutoscaler(env *testbed.Env, repo string) error {
+	bin, err := filepath.Abs(filepath.Join(repo, "bin", "node-autoscaler"))
+	if err != nil {
+		return err
+	}
+	metrics, err := testbed.FreePort()
+	if err != nil {
+		return err
+	}
+	probes, err := testbed.FreePort()
+	if err != nil {
+		return err
+	}
+	_, err = env.Run("node-autoscaler", bin, "--kubeconfig="+env.Kubeconfig, "--cloud-provider=kwok", "--disable-leader-election",
+		"--metrics-port="+strconv.Itoa(metrics), "--health-probe-port="+strconv.Itoa(probes),
+		"--batch-idle-duration=1s", "--batch-max-duration=3s", "--spill-budget=5s", "--move-back-after=5s")
+	return err
+}
+
+// followPlacement prints where the sale's pods run whenever that changes: pending, on the
+// serverless virtual node, on the shop's nodes, and how many of those nodes are Ready.
+func followPlacement(ctx context.Context, env *testbed.Env, out io.Writer, start time.Time) {
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		fmt.Fprintln(out, "following placement:", err)
+		return
+	}
+	last := ""
+	for ctx.Err() == nil {
+		pods, perr := cs.CoreV1().Pods("sale").List(ctx, metav1.ListOptions{})
+		nodes, nerr := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=shop"})
+		if perr == nil && nerr == nil {
+			var pending, serverless, onNodes, ready int
+			for _, p := range pods.Items {
+				switch {
+				case p.DeletionTimestamp != nil || p.Labels["node-autoscaler.lockstep.dev/hold-for"] != "":
+				case p.Spec.NodeName == "":
+					pending++
+				case p.Spec.NodeName == virtualNode:
+					serverless++
+				default:
+					onNodes++
+				}
+			}
+			for i := range nodes.Items {
+				if testbed.NodeReady(&nodes.Items[i]) {
+					ready++
+				}
+			}
+			line := fmt.Sprintf("pods %2d pending, %2d on serverless, %2d on %d/%d Ready shop nodes", pending, serverless, onNodes, ready, len(nodes.Items))
+			if line != last {
+				last = line
+				fmt.Fprintf(out, "t+%-5s %-16s %s\n", time.Since(start).Round(time.Second), "placement", line)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// virtualNode is the scenario's serverless virtual node.
+const virtualNode = "virtual-kubelet-cn-hangzhou-i"
+
 // applyScenario fills the sale's times into the scenario and creates its objects.
-func applyScenario(ctx context.Context, env *testbed.Env, zone string, warmUp, saleEnd time.Time) error {
+func applyScenario(ctx context.Context, env *testbed.Env, zone string, bootDelay time.Duration, warmUp, saleEnd time.Time) error {
 	tmpl, err := template.New("scenario").Parse(scenario)
 	if err != nil {
 		return fmt.Errorf("parsing scenario: %w", err)
 	}
 	var buf bytes.Buffer
 	const layout = "2006-01-02 15:04:05"
-	if err := tmpl.Execute(&buf, map[string]string{"Zone": zone, "WarmUp": warmUp.Format(layout), "SaleEnd": saleEnd.Format(layout)}); err != nil {
+	if err := tmpl.Execute(&buf, map[string]string{"Zone": zone, "WarmUp": warmUp.Format(layout), "SaleEnd": saleEnd.Format(layout), "BootDelay": bootDelay.String()}); err != nil {
 		return fmt.Errorf("rendering scenario: %w", err)
 	}
 	c, err := client.New(env.Config, client.Options{})
