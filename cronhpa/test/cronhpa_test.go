@@ -32,7 +32,9 @@ func TestScalesDeploymentUpAndDownOnSchedule(t *testing.T) {
 	deployment(t, c, ns, "shop", 1)
 	obj := cronHPA(ns, "sale", "shop",
 		v1beta1.Job{Name: "scale-up", Schedule: dateIn(3 * time.Second), TargetSize: 4},
-		v1beta1.Job{Name: "scale-down", Schedule: dateIn(6 * time.Second), TargetSize: 2},
+		// 9 s apart, so that the 4 replicas are seen between the two runs on a loaded machine
+		// (3 s apart, a fresh-clone CI run that ran every suite at once missed the window).
+		v1beta1.Job{Name: "scale-down", Schedule: dateIn(12 * time.Second), TargetSize: 2},
 	)
 	if err := c.Create(ctx, obj); err != nil {
 		t.Fatal(err)

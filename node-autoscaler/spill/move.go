@@ -58,6 +58,11 @@ type MoveInput struct {
 	// whether a Deployment owns it.
 	ReplicaSet *appsv1.ReplicaSet
 	Deployment bool
+	// ReadyOwned counts the ReplicaSet's own pods (its controller's) that are ready and not
+	// terminating, as the cache shows them: a released pod is not among them. The ReplicaSet's
+	// status cannot say this: it lags the release, and a pod's release does not change the
+	// ReplicaSet's generation.
+	ReadyOwned int
 	// InFlight and InFlightWorkload count pods being moved, in total and of the pod's ReplicaSet.
 	InFlight, InFlightWorkload int
 }
@@ -82,7 +87,7 @@ func DecideMove(in MoveInput, cfg Config) MoveDecision {
 	case pod.DeletionTimestamp != nil:
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonTerminating}
 	case pod.Annotations[MovingBackAnnotation] != "":
-		return decideReleased(in.ReplicaSet)
+		return decideReleased(in.ReplicaSet, in.ReadyOwned)
 	case pod.Spec.NodeName == "":
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonPending, RequeueAfter: moveRequeueWhileWaiting}
 	case in.Node != nil && !cfg.VirtualNodeSelector.Matches(labels.Set(in.Node.Labels)):
@@ -94,12 +99,13 @@ func DecideMove(in MoveInput, cfg Config) MoveDecision {
 	return decideOnVirtual(in, cfg)
 }
 
-// decideReleased: evict once the ReplicaSet is whole again without the pod (or gone).
-func decideReleased(rs *appsv1.ReplicaSet) MoveDecision {
+// decideReleased: evict once the ReplicaSet's own ready pods make its replicas again without the
+// released pod (or the ReplicaSet is gone).
+func decideReleased(rs *appsv1.ReplicaSet, readyOwned int) MoveDecision {
 	switch {
 	case rs == nil || rs.DeletionTimestamp != nil:
 		return MoveDecision{Action: MoveEvict, Reason: MoveReasonOwnerGone}
-	case rs.Status.ObservedGeneration >= rs.Generation && rs.Spec.Replicas != nil && rs.Status.ReadyReplicas >= *rs.Spec.Replicas:
+	case rs.Spec.Replicas != nil && int32(readyOwned) >= *rs.Spec.Replicas: //nolint:gosec // a pod count
 		return MoveDecision{Action: MoveEvict, Reason: MoveReasonReplaced}
 	}
 	return MoveDecision{Action: MoveNone, Reason: MoveReasonReplacing, RequeueAfter: moveRequeueWhileWaiting}

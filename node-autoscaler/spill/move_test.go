@@ -70,10 +70,10 @@ func TestDecideMove(t *testing.T) {
 		mod(&in)
 		return in
 	}
-	moving := func(rs *appsv1.ReplicaSet) MoveInput {
+	moving := func(rs *appsv1.ReplicaSet, readyOwned int) MoveInput {
 		return with(func(in *MoveInput) {
 			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.Annotations[MovingBackAnnotation] = now.Format(time.RFC3339) })
-			in.ReplicaSet = rs
+			in.ReplicaSet, in.ReadyOwned = rs, readyOwned
 		})
 	}
 	noMove := cfg
@@ -112,11 +112,13 @@ func TestDecideMove(t *testing.T) {
 		{"StatefulSet pod: unsupported", with(func(in *MoveInput) { in.ReplicaSet = nil }), cfg, MoveNone, MoveReasonUnsupported},
 		{"global bound", with(func(in *MoveInput) { in.InFlight = cfg.MaxMovesInFlight }), cfg, MoveNone, MoveReasonBounded},
 		{"workload bound", with(func(in *MoveInput) { in.InFlight, in.InFlightWorkload = 1, cfg.MaxMovesPerWorkload }), cfg, MoveNone, MoveReasonBounded},
-		{"released, replacement not ready: wait", moving(replicaSet(6, 5)), cfg, MoveNone, MoveReasonReplacing},
-		{"released, ReplicaSet status stale: wait", moving(func() *appsv1.ReplicaSet { rs := replicaSet(6, 6); rs.Generation = 3; return rs }()), cfg, MoveNone, MoveReasonReplacing},
-		{"released, ReplicaSet whole: evict", moving(replicaSet(6, 6)), cfg, MoveEvict, MoveReasonReplaced},
-		{"released, scaled in meanwhile: evict", moving(replicaSet(3, 3)), cfg, MoveEvict, MoveReasonReplaced},
-		{"released, ReplicaSet gone: evict", moving(nil), cfg, MoveEvict, MoveReasonOwnerGone},
+		{"released, replacement not ready: wait", moving(replicaSet(6, 5), 5), cfg, MoveNone, MoveReasonReplacing},
+		// The ReplicaSet's status still counts the released pod (it lags the release): the
+		// decision goes by the pods it owns, so the pod waits.
+		{"released, ReplicaSet status stale: wait", moving(replicaSet(6, 6), 5), cfg, MoveNone, MoveReasonReplacing},
+		{"released, ReplicaSet whole: evict", moving(replicaSet(6, 6), 6), cfg, MoveEvict, MoveReasonReplaced},
+		{"released, scaled in meanwhile: evict", moving(replicaSet(3, 3), 3), cfg, MoveEvict, MoveReasonReplaced},
+		{"released, ReplicaSet gone: evict", moving(nil, 0), cfg, MoveEvict, MoveReasonOwnerGone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := DecideMove(tc.in, tc.cfg)

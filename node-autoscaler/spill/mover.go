@@ -159,8 +159,34 @@ func (m *Mover) gather(ctx context.Context, pod *corev1.Pod) (MoveInput, error) 
 			return in, fmt.Errorf("reading ReplicaSet %s: %w", ref.Name, err)
 		}
 	}
+	if pod.Annotations[MovingBackAnnotation] != "" && in.ReplicaSet != nil {
+		if in.ReadyOwned, err = readyOwned(ctx, c, in.ReplicaSet); err != nil {
+			return in, err
+		}
+	}
 	in.InFlight, in.InFlightWorkload, err = movesInFlight(ctx, c, pod.Namespace, in.ReplicaSet)
 	return in, err
+}
+
+// readyOwned counts the ReplicaSet's own ready pods that are not terminating.
+func readyOwned(ctx context.Context, c client.Reader, rs *appsv1.ReplicaSet) (int, error) {
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(rs.Namespace), client.MatchingLabels(rs.Spec.Selector.MatchLabels)); err != nil {
+		return 0, fmt.Errorf("listing pods of ReplicaSet %s: %w", rs.Name, err)
+	}
+	n := 0
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if ref := metav1.GetControllerOf(p); ref == nil || ref.UID != rs.UID || p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // movesInFlight counts the released pods not yet gone, in total and of rs.

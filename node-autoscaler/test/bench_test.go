@@ -31,7 +31,9 @@ const (
 //   - decide: 1,000 pending pods created → Karpenter's last NodeClaim for them created (the set of
 //     launches stable for 10 s), with 1,000 existing full nodes and 50 instance types;
 //   - running, no spill: the first 500 of those pods Running (they wait for the 60 s boot);
-//   - running, spill: 500 new pods created → all Running on the virtual node (budget 0 s).
+//   - running, spill: 500 new pods created → all Running on the virtual node (budget 0 s);
+//   - move-back: from then until all 500 are ready on the pool's nodes with none left spilled
+//     (up to 100 moves in flight).
 func BenchmarkProvisioning(b *testing.B) {
 	for b.Loop() {
 		benchProvisioning(b)
@@ -76,7 +78,8 @@ func benchProvisioning(b *testing.B) {
 	// With spill: 500 new pods, budget 0 s, onto the virtual node.
 	ns2 := framework.Namespace(b, cs)
 	addPool(b, c, "bench-spill", benchBoot, "100000", types...)
-	startAutoscaler(b, "node-autoscaler-bench-spill", ns2, "--spill-budget=0s", "--move-back=false", "--log-level=info")
+	startAutoscaler(b, "node-autoscaler-bench-spill", ns2, "--spill-budget=0s", "--move-back-after=0s",
+		"--max-moves-in-flight=100", "--max-moves-per-workload=100", "--log-level=info")
 	created = time.Now()
 	if err := c.Create(ctx, deployment(ns2, "flood", labels, benchRunningPods, "500m")); err != nil {
 		b.Fatal(err)
@@ -85,6 +88,32 @@ func benchProvisioning(b *testing.B) {
 	spilled := waitRunning(b, c, ns2, labels, benchRunningPods, "virtual-kubelet-bench", created, 5*time.Minute)
 	b.Logf("spill: %d pods Running on the virtual node after %s (no spill: %s); stages: %v", benchRunningPods, spilled.Round(10*time.Millisecond), running.Round(10*time.Millisecond), stages())
 	b.ReportMetric(spilled.Seconds(), "running-spill-s")
+
+	// Move-back: from all Running on the virtual node to all ready on the pool's nodes (booting
+	// 60 s from their launch), nothing left spilled, 100 moves in flight at most.
+	movedFrom := time.Now()
+	framework.Eventually(b, 10*time.Minute, func(ctx context.Context) error {
+		pods, err := workloadPods(ctx, c, ns2, labels)
+		if err != nil {
+			return err
+		}
+		onReal, spilledLeft := 0, 0
+		for _, p := range pods {
+			if p.Labels[spillLabelKey] != "" {
+				spilledLeft++
+			}
+			if ready(&p) && p.Spec.NodeName != "" && p.Spec.NodeName != "virtual-kubelet-bench" {
+				onReal++
+			}
+		}
+		if onReal < benchRunningPods || spilledLeft > 0 {
+			return fmt.Errorf("%d of %d pods ready on the pool's nodes, %d still spilled", onReal, benchRunningPods, spilledLeft)
+		}
+		return nil
+	})
+	moved := time.Since(movedFrom)
+	b.Logf("move-back: %d pods on the pool's nodes %s after they all ran on the virtual node (%s after creation)", benchRunningPods, moved.Round(10*time.Millisecond), time.Since(created).Round(10*time.Millisecond))
+	b.ReportMetric(moved.Seconds(), "moveback-s")
 }
 
 // watchStages records, in the background, when all want pods of the workload existed, had been
