@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	karpv1 "sigs.k8s.io/karpenter/pkg/apis/v1"
 
@@ -71,6 +72,12 @@ func benchProvisioning(b *testing.B) {
 	b.ReportMetric(decided.Seconds(), "decide-s")
 	b.ReportMetric(float64(claims), "nodeclaims")
 	b.ReportMetric(running.Seconds(), "running-nospill-s")
+	// Clear the first case away (its pods, then its nodes, while its autoscaler still runs), so
+	// that the second case's pods have only the virtual node and new launches.
+	if err := c.Delete(ctx, deployment(ns, "flood", labels, benchDecidePods, "500m")); err != nil {
+		b.Fatal(err)
+	}
+	deletePoolAndWait(b, c, "bench-nospill")
 	if err := a.proc.Stop(); err != nil {
 		b.Logf("stopping the autoscaler: %v", err)
 	}
@@ -161,6 +168,24 @@ func watchStages(b *testing.B, c client.Client, ns string, labels map[string]str
 		<-done
 		return got
 	}
+}
+
+// deletePoolAndWait deletes a NodePool and waits until Karpenter has removed its NodeClaims.
+func deletePoolAndWait(b *testing.B, c client.Client, pool string) {
+	b.Helper()
+	if err := c.Delete(context.Background(), &karpv1.NodePool{ObjectMeta: metav1.ObjectMeta{Name: pool}}); err != nil {
+		b.Fatal(err)
+	}
+	framework.Eventually(b, 5*time.Minute, func(ctx context.Context) error {
+		var list karpv1.NodeClaimList
+		if err := c.List(ctx, &list, client.MatchingLabels{karpv1.NodePoolLabelKey: pool}); err != nil {
+			return err
+		}
+		if len(list.Items) > 0 {
+			return fmt.Errorf("%d NodeClaims of %s left", len(list.Items), pool)
+		}
+		return nil
+	})
 }
 
 // benchInstanceTypes is 50 of the kwok provider's Linux instance types.
