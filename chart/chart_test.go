@@ -88,10 +88,7 @@ func TestChartInstalls(t *testing.T) {
 
 	// The service account may do what the reconciler does, and no more than it needs.
 	sa := "system:serviceaccount:lockstep-system:lockstep-cronhpa"
-	for _, tc := range []struct {
-		group, resource, sub, verb string
-		allowed                    bool
-	}{
+	checkAccess(t, cs, sa, []access{
 		{"autoscaling.alibabacloud.com", "cronhorizontalpodautoscalers", "", "watch", true},
 		{"autoscaling.alibabacloud.com", "cronhorizontalpodautoscalers", "status", "update", true},
 		{"apps", "deployments", "scale", "update", true},
@@ -106,12 +103,7 @@ func TestChartInstalls(t *testing.T) {
 		{"coordination.k8s.io", "leases", "", "update", true},
 		{"apps", "deployments", "", "delete", false},
 		{"", "secrets", "", "get", false},
-	} {
-		got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb)
-		if got != tc.allowed {
-			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
-		}
-	}
+	})
 
 	checkMetricsAdapter(t, cs)
 	checkVPAInplace(t, cs)
@@ -221,10 +213,7 @@ func checkVPAInplace(t *testing.T, cs kubernetes.Interface) {
 		t.Fatalf("vpa-inplace deployment: %d of %d available, want 2", d.Status.AvailableReplicas, *d.Spec.Replicas)
 	}
 	sa := "system:serviceaccount:lockstep-system:lockstep-vpa-inplace"
-	for _, tc := range []struct {
-		group, resource, sub, verb string
-		allowed                    bool
-	}{
+	checkAccess(t, cs, sa, []access{
 		{"autoscaling.k8s.io", "verticalpodautoscalers", "", "watch", true},
 		{"autoscaling.k8s.io", "verticalpodautoscalers", "status", "patch", true},
 		{"autoscaling.k8s.io", "verticalpodautoscalers", "", "update", false},
@@ -239,11 +228,7 @@ func checkVPAInplace(t *testing.T, cs kubernetes.Interface) {
 		{"apps", "deployments", "scale", "get", true},
 		{"apps", "deployments", "", "update", false},
 		{"", "secrets", "", "get", false},
-	} {
-		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
-			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
-		}
-	}
+	})
 }
 
 // checkNodeAutoscaler checks what the chart installs for the node-autoscaler: Karpenter's API
@@ -268,10 +253,7 @@ func checkNodeAutoscaler(t *testing.T, cs kubernetes.Interface) {
 		t.Errorf("node-autoscaler PodDisruptionBudget: %v", err)
 	}
 	sa := "system:serviceaccount:lockstep-system:lockstep-node-autoscaler"
-	for _, tc := range []struct {
-		group, resource, sub, verb string
-		allowed                    bool
-	}{
+	checkAccess(t, cs, sa, []access{
 		{"karpenter.sh", "nodepools", "", "watch", true},
 		{"karpenter.sh", "nodeclaims", "", "create", true},
 		{"karpenter.sh", "nodeclaims", "finalizers", "update", true},
@@ -287,11 +269,7 @@ func checkNodeAutoscaler(t *testing.T, cs kubernetes.Interface) {
 		{"apps", "deployments", "", "update", false},
 		{"", "secrets", "", "get", false},
 		{"events.k8s.io", "events", "", "create", false},
-	} {
-		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
-			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
-		}
-	}
+	})
 }
 
 // The node-autoscaler renders nothing by default (clusters that run another autoscaler), and
@@ -363,6 +341,23 @@ func TestVPACRDsOptional(t *testing.T) {
 	}
 	if got := vpaCRDs(t, env, "--set", "vpaInplace.installCRDs=false"); len(got) != 0 {
 		t.Errorf("installCRDs=false still renders %v", got)
+	}
+}
+
+// access is a permission in namespace "default" that a service account must have (allowed) or
+// must not have.
+type access struct {
+	group, resource, sub, verb string
+	allowed                    bool
+}
+
+// checkAccess asks the API server (SubjectAccessReview) about each permission of sa.
+func checkAccess(t *testing.T, cs kubernetes.Interface, sa string, cases []access) {
+	t.Helper()
+	for _, tc := range cases {
+		if got := canI(t, cs, sa, "default", tc.group, tc.resource, tc.sub, "", tc.verb); got != tc.allowed {
+			t.Errorf("%s %s %s/%s: allowed=%v, want %v", sa, tc.verb, tc.resource, tc.sub, got, tc.allowed)
+		}
 	}
 }
 

@@ -300,7 +300,7 @@ func (p *CloudProvider) Get(ctx context.Context, providerID string) (*karpv1.Nod
 		return nil, fmt.Errorf("describing %s: %w", id, err)
 	}
 	for i := range insts {
-		if insts[i].InstanceId == id && !gone(insts[i]) {
+		if insts[i].InstanceId == id {
 			return p.toNodeClaim(ctx, &insts[i])
 		}
 	}
@@ -315,9 +315,6 @@ func (p *CloudProvider) List(ctx context.Context) ([]*karpv1.NodeClaim, error) {
 	}
 	out := make([]*karpv1.NodeClaim, 0, len(insts))
 	for i := range insts {
-		if gone(insts[i]) {
-			continue
-		}
 		nc, err := p.toNodeClaim(ctx, &insts[i])
 		if err != nil {
 			return nil, err
@@ -325,11 +322,6 @@ func (p *CloudProvider) List(ctx context.Context) ([]*karpv1.NodeClaim, error) {
 		out = append(out, nc)
 	}
 	return out, nil
-}
-
-// gone: released, or on its way out.
-func gone(i ecs.Instance) bool {
-	return i.Status == "Stopping" && i.Recyclable || i.Status == "Deleted"
 }
 
 func (p *CloudProvider) toNodeClaim(ctx context.Context, inst *ecs.Instance) (*karpv1.NodeClaim, error) {
