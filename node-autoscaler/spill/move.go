@@ -41,6 +41,7 @@ const (
 	MoveReasonReplacing     = "WaitingForReplacement"
 	MoveReasonReplaced      = "Replaced"
 	MoveReasonOwnerGone     = "OwnerGone"
+	MoveReasonHandedOver    = "HandedOver"
 	moveRequeueWhileWaiting = 2 * time.Second
 )
 
@@ -76,16 +77,20 @@ type MoveDecision struct {
 
 // DecideMove says what happens next to a spilled pod. It is pure.
 //
-// A pod released from its ReplicaSet is evicted once the ReplicaSet has all its replicas ready
+// A pod released from its ReplicaSet hands its placeholder's room to its replacement (the
+// placeholder goes, so the replacement schedules into that room at once instead of preempting
+// some other pod's placeholder), and is evicted once the ReplicaSet has all its replicas ready
 // again without it (or is gone). Otherwise, a pod running on a virtual node keeps a placeholder on
 // real capacity for Config.HoldDuration after it was spilled; when the placeholder runs on a Ready
 // real node, the pod has settled for MoveBackAfter, it belongs to a Deployment and the move bounds
-// allow, it is released: its ReplicaSet creates a replacement, which preempts the placeholder.
+// allow, it is released: its ReplicaSet creates a replacement, which takes the placeholder's room.
 func DecideMove(in MoveInput, cfg Config) MoveDecision {
 	pod := in.Pod
 	switch {
 	case pod.DeletionTimestamp != nil:
 		return MoveDecision{Action: MoveNone, Reason: MoveReasonTerminating}
+	case pod.Annotations[MovingBackAnnotation] != "" && in.Hold != nil:
+		return MoveDecision{Action: MoveDeleteHold, Reason: MoveReasonHandedOver}
 	case pod.Annotations[MovingBackAnnotation] != "":
 		return decideReleased(in.ReplicaSet, in.ReadyOwned)
 	case pod.Spec.NodeName == "":

@@ -74,6 +74,7 @@ func TestDecideMove(t *testing.T) {
 		return with(func(in *MoveInput) {
 			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.Annotations[MovingBackAnnotation] = now.Format(time.RFC3339) })
 			in.ReplicaSet, in.ReadyOwned = rs, readyOwned
+			in.Hold, in.HoldNode = nil, nil
 		})
 	}
 	noMove := cfg
@@ -112,6 +113,10 @@ func TestDecideMove(t *testing.T) {
 		{"StatefulSet pod: unsupported", with(func(in *MoveInput) { in.ReplicaSet = nil }), cfg, MoveNone, MoveReasonUnsupported},
 		{"global bound", with(func(in *MoveInput) { in.InFlight = cfg.MaxMovesInFlight }), cfg, MoveNone, MoveReasonBounded},
 		{"workload bound", with(func(in *MoveInput) { in.InFlight, in.InFlightWorkload = 1, cfg.MaxMovesPerWorkload }), cfg, MoveNone, MoveReasonBounded},
+		{"released, placeholder still there: hand its room over", with(func(in *MoveInput) {
+			in.Pod = spilledPod(spilledAt, func(p *corev1.Pod) { p.Annotations[MovingBackAnnotation] = now.Format(time.RFC3339) })
+			in.ReadyOwned = 6
+		}), cfg, MoveDeleteHold, MoveReasonHandedOver},
 		{"released, replacement not ready: wait", moving(replicaSet(6, 5), 5), cfg, MoveNone, MoveReasonReplacing},
 		// The ReplicaSet's status still counts the released pod (it lags the release): the
 		// decision goes by the pods it owns, so the pod waits.

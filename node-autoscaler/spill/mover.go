@@ -49,7 +49,8 @@ func (m *Mover) Register(_ context.Context, mgr manager.Manager) error {
 			}
 			return nil
 		})).
-		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1}).
+		// One worker keeps the bounds exact; the timeout keeps a hung API call from stopping it.
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: 1, ReconciliationTimeout: reconcileTimeout}).
 		Complete(m)
 }
 
@@ -69,6 +70,8 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 	}
 	dec := DecideMove(in, d.Config)
 	logger := log.FromContext(ctx).WithValues("pod", req.NamespacedName, "reason", dec.Reason)
+	logger.V(1).Info("decided move-back step", "action", int(dec.Action), "hold", in.Hold != nil, "holdNode", nodeName(in.HoldNode),
+		"readyOwned", in.ReadyOwned, "inFlight", in.InFlight, "inFlightWorkload", in.InFlightWorkload, "requeueAfter", dec.RequeueAfter)
 	switch dec.Action {
 	case MoveCreateHold:
 		if err := m.class.ensure(ctx); err != nil {
@@ -86,6 +89,10 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 				"no room on a real node within %s: the pod stays on serverless capacity and is the first removed on scale-in", d.Config.HoldDuration)
 		}
 		d.Metrics.Holds.WithLabelValues(event).Inc()
+		if dec.Reason == MoveReasonHandedOver {
+			logger.Info("placeholder's room handed to the released pod's replacement", "placeholder", in.Hold.Name, "node", in.Hold.Spec.NodeName)
+			return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
+		}
 		return reconcile.Result{}, nil
 	case MoveRelease:
 		if err := d.Client.Patch(ctx, &pod, client.RawPatch(types.JSONPatchType, ReleasePatch(&pod, in.Now))); err != nil {
@@ -117,8 +124,11 @@ func (m *Mover) evict(ctx context.Context, pod *corev1.Pod, in MoveInput, dec Mo
 		d.Metrics.Moves.WithLabelValues("blocked").Inc()
 		d.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, "MoveBackBlocked", "MoveBack", "eviction refused, retrying: %v", err)
 		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+	case apierrors.IsNotFound(err):
 		return reconcile.Result{}, nil
+	case apierrors.IsConflict(err):
+		// The pod changed or was replaced under the same name: look again.
+		return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("evicting pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
@@ -222,6 +232,13 @@ func getNode(ctx context.Context, c client.Reader, name string) (*corev1.Node, e
 		return nil, fmt.Errorf("reading node %s: %w", name, err)
 	}
 	return &n, nil
+}
+
+func nodeName(n *corev1.Node) string {
+	if n == nil {
+		return ""
+	}
+	return n.Name
 }
 
 func ownerRef(o metav1.Object, kind string) *metav1.OwnerReference {

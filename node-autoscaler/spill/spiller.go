@@ -25,6 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
+// reconcileTimeout bounds one reconcile of the spill controllers: an API call that hangs becomes
+// an error and a retry instead of a worker lost for good.
+const reconcileTimeout = time.Minute
+
 // Deps is what the spill controllers need.
 type Deps struct {
 	// Client reads from the manager's cache and writes to the API server.
@@ -65,7 +69,7 @@ func (s *Spiller) Register(_ context.Context, m manager.Manager) error {
 			pod, ok := o.(*corev1.Pod)
 			return ok && pod.Spec.NodeName == "" && pod.Labels[HoldForLabel] == "" && pod.Labels[SpilledLabel] == ""
 		}))).
-		WithOptions(crcontroller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: workers, ReconciliationTimeout: reconcileTimeout}).
 		Complete(s)
 }
 

@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/lockstep-dev/lockstep/node-autoscaler/spill"
 	"github.com/lockstep-dev/lockstep/test/framework"
+	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 // TestSpillWhileNodesBootThenMoveBack is the scenario: nodes take 60 s to boot, pods may
@@ -34,6 +37,7 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 	addPool(t, c, "boot60", 60*time.Second, "64")
 	a := startAutoscaler(t, "node-autoscaler", ns, "--spill-budget=5s", "--move-back-after=5s")
 	cleanupPool(t, c, "boot60")
+	dumpOnFailure(t, c, ns, "node-autoscaler")
 
 	const replicas = 6
 	labels := map[string]string{"app": "web"}
@@ -287,5 +291,59 @@ func cleanupPool(t testing.TB, c client.Client, pool string) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		t.Logf("NodeClaims of pool %s still present after a minute", pool)
+	})
+}
+
+// dumpOnFailure logs, when the test has failed, where the namespace's pods and placeholders are,
+// the NodeClaims and nodes, and the spill controllers' log lines: what a move-back that stalled
+// in CI needs to be understood. Registered after cleanupPool, it runs before the pool goes.
+func dumpOnFailure(t *testing.T, c client.Client, ns, autoscaler string) {
+	t.Helper()
+	logPath := framework.Env(t).LogPath(autoscaler)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx := context.Background()
+		var pods corev1.PodList
+		if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+			t.Logf("listing pods: %v", err)
+		}
+		for _, p := range pods.Items {
+			owner := "-"
+			if ref := metav1.GetControllerOf(&p); ref != nil {
+				owner = ref.Kind + "/" + ref.Name
+			}
+			t.Logf("pod %s: node=%q nominated=%q phase=%s ready=%t deleting=%t controller=%s labels=%v annotations=%v",
+				p.Name, p.Spec.NodeName, p.Status.NominatedNodeName, p.Status.Phase, ready(&p), p.DeletionTimestamp != nil, owner, p.Labels, p.Annotations)
+		}
+		var claims karpv1.NodeClaimList
+		if err := c.List(ctx, &claims); err != nil {
+			t.Logf("listing NodeClaims: %v", err)
+		}
+		for _, nc := range claims.Items {
+			conds := []string{}
+			for _, cond := range nc.Status.Conditions {
+				conds = append(conds, cond.Type+"="+string(cond.Status))
+			}
+			t.Logf("NodeClaim %s: node=%q deleting=%t conditions=%v", nc.Name, nc.Status.NodeName, nc.DeletionTimestamp != nil, conds)
+		}
+		var nodes corev1.NodeList
+		if err := c.List(ctx, &nodes); err != nil {
+			t.Logf("listing nodes: %v", err)
+		}
+		for _, n := range nodes.Items {
+			t.Logf("node %s: ready=%t unschedulable=%t taints=%v", n.Name, testbed.NodeReady(&n), n.Spec.Unschedulable, n.Spec.Taints)
+		}
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Logf("reading %s: %v", logPath, err)
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "lockstep.") {
+				t.Log(line)
+			}
+		}
 	})
 }
