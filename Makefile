@@ -14,6 +14,9 @@ GOLANGCI_LINT  := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM           := $(TOOLS)/helm-$(HELM_VERSION)
 TESTBED_CLI    := go run ./test/testbed/cmd/testbed
 
+# Images: one per binary, tagged with the chart's appVersion, created at the last commit's time.
+VERSION      := $(shell awk '/^appVersion:/ {gsub(/"/, "", $$2); print $$2}' chart/Chart.yaml)
+
 # Integration tests start real control planes; two cores fit two test packages at once.
 TEST_FLAGS ?= -count=1 -p 2 -timeout 45m
 NODES ?= 5
@@ -23,17 +26,21 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build every cmd/* binary into bin/.
-	@mkdir -p $(BIN)
-	pkgs=$$(go list ./cmd/...) && go build -trimpath -ldflags="-s -w" -o $(BIN)/ $$pkgs
+build: ## Build every cmd/* binary into bin/ (static, reproducible: the images' binaries).
+	go run ./hack/image --out "" --bin-dir $(BIN) $$(go list ./cmd/...)
+
+.PHONY: image
+image: ## Build one OCI image archive per binary into bin/images/ (no container engine; same inputs, same digests).
+	go run ./hack/image --out $(BIN)/images --bin-dir $(BIN) --tag $(VERSION) \
+		--source-date-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) $$(go list ./cmd/...)
 
 .PHONY: testbed
 testbed: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into bin/testbed/ (skips what exists).
 	$(TESTBED_CLI) build --root $(BIN)/testbed
 
 .PHONY: test
-test: verify lint testbed $(HELM) build ## Verify, lint, unit tests with the race detector, then integration tests on the test bed.
-	unit=$$(hack/packages.sh unit) && env -u LOCKSTEP_UNIT_ONLY go test -race -count=1 $$unit
+test: verify lint testbed $(HELM) image ## Verify, lint, unit tests with the race detector, then integration tests on the test bed.
+	unit=$$(hack/packages.sh unit) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_IMAGES=$(BIN)/images go test -race -count=1 $$unit
 	bed=$$(hack/packages.sh bed) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_HELM=$(HELM) go test $(TEST_FLAGS) $$bed
 
 .PHONY: unit
