@@ -76,6 +76,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (config/crd and char
 	cat config/crd/karpenter/*.yaml > chart/files/karpenter-crds.yaml
 	cat config/crd/karpenter-kwok/*.yaml > chart/files/karpenter-kwok-crds.yaml
 	cat config/crd/node-autoscaler/*.yaml > chart/files/ecsnodeclass-crd.yaml
+	go run ./hack/chartvalues chart
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formatting are out of date.

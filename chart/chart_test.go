@@ -43,13 +43,55 @@ func helmBinary(t *testing.T) string {
 
 func helm(t *testing.T, env *testbed.Env, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(helmBinary(t), append(args, "--kubeconfig", env.Kubeconfig)...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
+	out, err := runHelm(t, env, args...)
 	if err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// helmFails runs helm, expects it to fail and returns its output.
+func helmFails(t *testing.T, env *testbed.Env, args ...string) string {
+	t.Helper()
+	out, err := runHelm(t, env, args...)
+	if err == nil {
+		t.Errorf("helm %s succeeded, want an error", strings.Join(args, " "))
+	}
+	return out
+}
+
+func runHelm(t *testing.T, env *testbed.Env, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBinary(t), append(args, "--kubeconfig", env.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestValuesSchema: an unknown key or a value of the wrong type fails `helm install` with the
+// value's path, before anything is created.
+func TestValuesSchema(t *testing.T) {
+	env := framework.Env(t)
+	for _, tc := range []struct{ set, want string }{
+		{"metricsAdaptr.enabled=false", "additional properties 'metricsAdaptr' not allowed"},
+		{"cronhpa.webhook.failurePolicy=Never", "at '/cronhpa/webhook/failurePolicy'"},
+		{"cronhpa.replicas=two", "at '/cronhpa/replicas': got string, want integer"},
+		{"nodeAutoscaler.spill.budget=thirty", "at '/nodeAutoscaler/spill/budget'"},
+		{"vpaInplace.serviceMonitor.enabeld=true", "additional properties 'enabeld' not allowed"},
+		{"image.pullPolicy=Sometimes", "at '/image/pullPolicy'"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			out := helmFails(t, env, "install", "schema-check", ".", "--namespace", "schema-check", "--create-namespace", "--set", tc.set)
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+	if out, err := runHelm(t, env, "status", "schema-check", "--namespace", "schema-check"); err == nil {
+		t.Errorf("a release was created by a refused install:\n%s", out)
+	}
+	// Keys the schema leaves open stay open: the adapter's configuration and resources.
+	helm(t, env, "template", "lockstep", ".", "--validate", "--set", "metricsAdapter.config.staleAfter=2m", "--set", "cronhpa.resources.limits.cpu=1")
 }
 
 func TestChartInstalls(t *testing.T) {
@@ -59,8 +101,19 @@ func TestChartInstalls(t *testing.T) {
 	helm(t, env, "lint", ".", "--strict")
 	// The node-autoscaler is off by default (TestNodeAutoscalerOffByDefault); it is turned on
 	// here so that its objects and permissions are checked too.
-	helm(t, env, "install", "lockstep", ".", "--namespace", "lockstep-system", "--create-namespace", "--wait", "--timeout", "2m",
+	out := helm(t, env, "install", "lockstep", ".", "--namespace", "lockstep-system", "--create-namespace", "--wait", "--timeout", "2m",
 		"--set", "nodeAutoscaler.enabled=true")
+	// The notes tell how to check each component and show an HPA on requests per second.
+	for _, want := range []string{
+		"rollout status deployment/lockstep-cronhpa", "rollout status deployment/lockstep-metrics-adapter",
+		"rollout status deployment/lockstep-vpa-inplace", "rollout status deployment/lockstep-node-autoscaler",
+		"kubectl get apiservices v1beta2.custom.metrics.k8s.io v1beta1.external.metrics.k8s.io",
+		"metric: {name: requests_per_second}", "kubectl get nodepools,nodeclaims",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install notes lack %q:\n%s", want, out)
+		}
+	}
 
 	// The CRD from chart/crds is served.
 	if _, err := cs.Discovery().ServerResourcesForGroupVersion("autoscaling.alibabacloud.com/v1beta1"); err != nil {
@@ -435,10 +488,8 @@ func TestAlibabaCloudValues(t *testing.T) {
 func TestNodeAutoscalerAlibabaCloudValues(t *testing.T) {
 	env := framework.Env(t)
 	base := []string{"template", "lockstep", ".", "--namespace", "lockstep-system", "--validate", "--set", "nodeAutoscaler.enabled=true", "--set", "nodeAutoscaler.cloudProvider=alibabacloud"}
-	cmd := exec.Command(helmBinary(t), append(base, "--kubeconfig", env.Kubeconfig)...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "nodeAutoscaler.alibabaCloud.region and nodeAutoscaler.alibabaCloud.clusterName are required") {
-		t.Errorf("rendering without region and cluster name: err %v, output %s", err, out)
+	if out := helmFails(t, env, base...); !strings.Contains(out, "nodeAutoscaler.alibabaCloud.region and nodeAutoscaler.alibabaCloud.clusterName are required") {
+		t.Errorf("rendering without region and cluster name: %s", out)
 	}
 	out := helm(t, env, append(base, "--set", "nodeAutoscaler.alibabaCloud.region=cn-hangzhou",
 		"--set", "nodeAutoscaler.alibabaCloud.clusterName=shop", "--set", "nodeAutoscaler.alibabaCloud.secret=ecs-credentials")...)
