@@ -79,10 +79,12 @@ func inspect(t *testing.T, path string) *ociimage.Contents {
 // TestArchives checks every binary's archive as `make image` left it: its name, entrypoint and
 // user, the binary at /app being the one in bin/, CA certificates, and nothing else to run.
 func TestArchives(t *testing.T) {
+	t.Parallel()
 	dir := imagesDir(t)
 	version := appVersion(t)
 	for _, name := range binaries(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			c := inspect(t, filepath.Join(dir, name+".tar"))
 			if want := "ghcr.io/lockstep-dev/" + name + ":" + version; c.Ref != want || c.Tag != version {
 				t.Errorf("named %q (tag %q), want %q: the chart's default image", c.Ref, c.Tag, want)
@@ -119,6 +121,7 @@ func TestArchives(t *testing.T) {
 // inputs (the archive's own CA bundle and creation time) and expects the binary's bytes and the
 // image's digest unchanged.
 func TestRebuildGivesSameDigest(t *testing.T) {
+	t.Parallel()
 	dir := imagesDir(t)
 	const name = "cronhpa"
 	c := inspect(t, filepath.Join(dir, name+".tar"))

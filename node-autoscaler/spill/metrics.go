@@ -62,3 +62,19 @@ func (a Action) String() string {
 		return "wait"
 	}
 }
+
+// String names the move action in logs.
+func (a MoveAction) String() string {
+	switch a {
+	case MoveCreateHold:
+		return "create_hold"
+	case MoveDeleteHold:
+		return "delete_hold"
+	case MoveRelease:
+		return "release"
+	case MoveEvict:
+		return "evict"
+	default:
+		return "none"
+	}
+}

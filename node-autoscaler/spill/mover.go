@@ -70,7 +70,7 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 	}
 	dec := DecideMove(in, d.Config)
 	logger := log.FromContext(ctx).WithValues("pod", req.NamespacedName, "reason", dec.Reason)
-	logger.V(1).Info("decided move-back step", "action", int(dec.Action), "hold", in.Hold != nil, "holdNode", nodeName(in.HoldNode),
+	logger.V(1).Info("decided move-back step", "action", dec.Action.String(), "hold", in.Hold != nil, "holdNode", nodeName(in.HoldNode),
 		"readyOwned", in.ReadyOwned, "inFlight", in.InFlight, "inFlightWorkload", in.InFlightWorkload, "requeueAfter", dec.RequeueAfter)
 	switch dec.Action {
 	case MoveCreateHold:
