@@ -3,7 +3,11 @@
 package chart_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -162,6 +166,22 @@ func TestChartInstalls(t *testing.T) {
 	checkVPAInplace(t, cs)
 	checkNodeAutoscaler(t, cs)
 
+	// An upgrade signs new serving certificates with the CAs made at install: the CA bundles that
+	// the API server trusts do not change, so the pods' old and new certificates are both valid.
+	before := servingCerts(t, cs)
+	helm(t, env, "upgrade", "lockstep", ".", "--namespace", "lockstep-system", "--reuse-values", "--wait", "--timeout", "2m")
+	after := servingCerts(t, cs)
+	for name, b := range before {
+		a := after[name]
+		switch {
+		case !bytes.Equal(a.caBundle, b.caBundle):
+			t.Errorf("%s: the upgrade changed the CA bundle; pods still serving the old certificate would be refused", name)
+		case bytes.Equal(a.cert, b.cert):
+			t.Errorf("%s: the upgrade did not rotate the serving certificate", name)
+		}
+		verifyServingCert(t, name, a)
+	}
+
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
 		_, err := cs.AppsV1().Deployments("lockstep-system").Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
@@ -174,6 +194,64 @@ func TestChartInstalls(t *testing.T) {
 			return fmt.Errorf("deployment still there after uninstall")
 		}
 	})
+}
+
+// servingState is a serving certificate and the CA bundle its clients trust.
+type servingState struct{ cert, caBundle []byte }
+
+// servingCerts reads the cronhpa webhook's and the metrics adapter's serving certificates and
+// the CA bundles registered for them.
+func servingCerts(t *testing.T, cs kubernetes.Interface) map[string]servingState {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]servingState{}
+	secret := func(name string) []byte {
+		s, err := cs.CoreV1().Secrets("lockstep-system").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Data["tls.crt"]
+	}
+	wh, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "lockstep-cronhpa", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["cronhpa webhook"] = servingState{cert: secret("lockstep-cronhpa-webhook-cert"), caBundle: wh.Webhooks[0].ClientConfig.CABundle}
+	dyn, err := dynamic.NewForConfig(framework.Env(t).Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := dyn.Resource(framework.APIServiceGVR).Get(ctx, "v1beta2.custom.metrics.k8s.io", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := unstructured.NestedString(svc.Object, "spec", "caBundle")
+	decoded, err := base64.StdEncoding.DecodeString(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["metrics adapter"] = servingState{cert: secret("lockstep-metrics-adapter-serving-cert"), caBundle: decoded}
+	return out
+}
+
+// verifyServingCert checks that the certificate chains to the CA bundle for its service name.
+func verifyServingCert(t *testing.T, name string, s servingState) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.caBundle) {
+		t.Fatalf("%s: CA bundle holds no certificate", name)
+	}
+	block, _ := pem.Decode(s.cert)
+	if block == nil {
+		t.Fatalf("%s: serving certificate is not PEM", name)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: cert.DNSNames[0]}); err != nil {
+		t.Errorf("%s: serving certificate does not verify against the CA bundle: %v", name, err)
+	}
 }
 
 // checkMetricsAdapter checks what the chart installs for the metrics adapter: an available

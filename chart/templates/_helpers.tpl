@@ -35,3 +35,20 @@ the section names no credentials of its own.
 {{- define "lockstep.vpaInplace.name" -}}{{ .Release.Name }}-vpa-inplace{{- end -}}
 
 {{- define "lockstep.nodeAutoscaler.name" -}}{{ .Release.Name }}-node-autoscaler{{- end -}}
+
+{{/*
+A CA for serving certificates, as YAML {cert, key} (base64 PEM): the one in the release's Secret
+.secret when it exists (upgrades keep it), else a new self-signed one (install; also helm template,
+which cannot look up).
+*/}}
+{{- define "lockstep.ca" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if and $existing (hasKey ($existing.data | default dict) "tls.crt") (hasKey ($existing.data | default dict) "tls.key") -}}
+cert: {{ index $existing.data "tls.crt" }}
+key: {{ index $existing.data "tls.key" }}
+{{- else -}}
+{{- $ca := genCA .secret 3650 -}}
+cert: {{ $ca.Cert | b64enc }}
+key: {{ $ca.Key | b64enc }}
+{{- end -}}
+{{- end -}}
