@@ -165,6 +165,19 @@ func TestChartInstalls(t *testing.T) {
 	checkMetricsAdapter(t, cs)
 	checkVPAInplace(t, cs)
 	checkNodeAutoscaler(t, cs)
+	// Every component keeps a replica through voluntary disruptions (drains, node upgrades).
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		for _, name := range []string{"lockstep-cronhpa", "lockstep-metrics-adapter", "lockstep-vpa-inplace", "lockstep-node-autoscaler"} {
+			pdb, err := cs.PolicyV1().PodDisruptionBudgets("lockstep-system").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("PodDisruptionBudget %s: %w", name, err)
+			}
+			if pdb.Status.ExpectedPods != 2 || pdb.Status.DisruptionsAllowed != 1 {
+				return fmt.Errorf("PodDisruptionBudget %s: %d pods expected, %d disruptions allowed; want 2 and 1", name, pdb.Status.ExpectedPods, pdb.Status.DisruptionsAllowed)
+			}
+		}
+		return nil
+	})
 
 	// An upgrade signs new serving certificates with the CAs made at install: the CA bundles that
 	// the API server trusts do not change, so the pods' old and new certificates are both valid.
