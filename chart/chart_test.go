@@ -165,35 +165,9 @@ func TestChartInstalls(t *testing.T) {
 	checkMetricsAdapter(t, cs)
 	checkVPAInplace(t, cs)
 	checkNodeAutoscaler(t, cs)
-	// Every component keeps a replica through voluntary disruptions (drains, node upgrades).
-	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		for _, name := range []string{"lockstep-cronhpa", "lockstep-metrics-adapter", "lockstep-vpa-inplace", "lockstep-node-autoscaler"} {
-			pdb, err := cs.PolicyV1().PodDisruptionBudgets("lockstep-system").Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return fmt.Errorf("PodDisruptionBudget %s: %w", name, err)
-			}
-			if pdb.Status.ExpectedPods != 2 || pdb.Status.DisruptionsAllowed != 1 {
-				return fmt.Errorf("PodDisruptionBudget %s: %d pods expected, %d disruptions allowed; want 2 and 1", name, pdb.Status.ExpectedPods, pdb.Status.DisruptionsAllowed)
-			}
-		}
-		return nil
-	})
+	checkDisruptionBudgets(t, cs)
 
-	// An upgrade signs new serving certificates with the CAs made at install: the CA bundles that
-	// the API server trusts do not change, so the pods' old and new certificates are both valid.
-	before := servingCerts(t, cs)
-	helm(t, env, "upgrade", "lockstep", ".", "--namespace", "lockstep-system", "--reuse-values", "--wait", "--timeout", "2m")
-	after := servingCerts(t, cs)
-	for name, b := range before {
-		a := after[name]
-		switch {
-		case !bytes.Equal(a.caBundle, b.caBundle):
-			t.Errorf("%s: the upgrade changed the CA bundle; pods still serving the old certificate would be refused", name)
-		case bytes.Equal(a.cert, b.cert):
-			t.Errorf("%s: the upgrade did not rotate the serving certificate", name)
-		}
-		verifyServingCert(t, name, a)
-	}
+	checkUpgradeRotatesCerts(t, env, cs)
 
 	helm(t, env, "uninstall", "lockstep", "--namespace", "lockstep-system", "--wait")
 	framework.Eventually(t, time.Minute, func(ctx context.Context) error {
@@ -207,6 +181,44 @@ func TestChartInstalls(t *testing.T) {
 			return fmt.Errorf("deployment still there after uninstall")
 		}
 	})
+}
+
+// checkDisruptionBudgets: every component keeps a replica through voluntary disruptions
+// (drains, node upgrades).
+func checkDisruptionBudgets(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
+		for _, name := range []string{"lockstep-cronhpa", "lockstep-metrics-adapter", "lockstep-vpa-inplace", "lockstep-node-autoscaler"} {
+			pdb, err := cs.PolicyV1().PodDisruptionBudgets("lockstep-system").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("PodDisruptionBudget %s: %w", name, err)
+			}
+			if pdb.Status.ExpectedPods != 2 || pdb.Status.DisruptionsAllowed != 1 {
+				return fmt.Errorf("PodDisruptionBudget %s: %d pods expected, %d disruptions allowed; want 2 and 1", name, pdb.Status.ExpectedPods, pdb.Status.DisruptionsAllowed)
+			}
+		}
+		return nil
+	})
+}
+
+// checkUpgradeRotatesCerts: an upgrade signs new serving certificates with the CAs made at
+// install, so the CA bundles the API server trusts do not change and the pods' old and new
+// certificates are both valid.
+func checkUpgradeRotatesCerts(t *testing.T, env *testbed.Env, cs kubernetes.Interface) {
+	t.Helper()
+	before := servingCerts(t, cs)
+	helm(t, env, "upgrade", "lockstep", ".", "--namespace", "lockstep-system", "--reuse-values", "--wait", "--timeout", "2m")
+	after := servingCerts(t, cs)
+	for name, b := range before {
+		a := after[name]
+		switch {
+		case !bytes.Equal(a.caBundle, b.caBundle):
+			t.Errorf("%s: the upgrade changed the CA bundle; pods still serving the old certificate would be refused", name)
+		case bytes.Equal(a.cert, b.cert):
+			t.Errorf("%s: the upgrade did not rotate the serving certificate", name)
+		}
+		verifyServingCert(t, name, a)
+	}
 }
 
 // servingState is a serving certificate and the CA bundle its clients trust.
