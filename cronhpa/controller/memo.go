@@ -9,12 +9,16 @@ import (
 	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
 )
 
-// memo remembers the job records this controller computed after acting, until the informer
-// cache shows them. The cache lags behind our own status writes (and a write may fail with a
-// conflict after the target was already scaled): without the memo, a reconcile in that gap
-// would see the scheduled time still due and run it again. It holds one record per job of the
-// objects acted on since their last status write was observed, so it is bounded by the number
-// of jobs. Its zero value is ready to use.
+// memo remembers the job records this controller last computed for each object, until the
+// informer cache shows them. The cache lags behind our own status writes, and a write may fail
+// with a conflict after the target was already scaled. Without the memo, a reconcile in that
+// gap would see the scheduled time still due and run it again; or, reading the object from
+// before its first status write, it would see no record at all and start new incarnations of
+// the jobs, whose progress no later reconcile could tell apart from the first write's.
+//
+// Only this controller writes the job records, so what it last computed is never behind the
+// cache. The memo holds one record per job of the objects whose records changed since the cache
+// last showed them, so it is bounded by the number of jobs. Its zero value is ready to use.
 type memo struct {
 	mu      sync.Mutex
 	records map[types.NamespacedName]memoEntry
@@ -80,11 +84,14 @@ func (m *memo) overlay(key types.NamespacedName, uid types.UID, status []v1beta1
 	return out
 }
 
-// newer says whether a remembered record is ahead of the cached one: a later incarnation of
-// the job, or more progress in the same one.
+// newer says whether a remembered record is ahead of the cached one. In the same incarnation
+// of the job (JobID) that is more progress. A different incarnation in the cache is one the
+// memo has moved on from (the cache shows an older write, or none), unless it started strictly
+// later: SubmittedTime keeps whole seconds, so two incarnations can tie, and then the memo,
+// which holds the latest computation, wins.
 func newer(mine, cached v1beta1.Condition) bool {
 	if mine.JobID != cached.JobID {
-		return unixOf(mine.SubmittedTime) > unixOf(cached.SubmittedTime)
+		return unixOf(mine.SubmittedTime) >= unixOf(cached.SubmittedTime)
 	}
 	return ahead(mine, cached)
 }

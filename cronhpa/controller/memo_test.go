@@ -84,3 +84,40 @@ func TestAhead(t *testing.T) {
 		})
 	}
 }
+
+// Between incarnations of a job the memo's record wins, unless the cached one started strictly
+// later; within one incarnation progress decides.
+func TestNewer(t *testing.T) {
+	tests := map[string]struct {
+		mine, cached v1beta1.Condition
+		want         bool
+	}{
+		"the cache shows the first write's incarnation, started in the same second": {
+			mine:   v1beta1.Condition{JobID: "j2", SubmittedTime: mt("2026-11-22T10:00:00Z"), LastScheduleTime: mt("2026-11-22T10:00:02Z")},
+			cached: v1beta1.Condition{JobID: "j1", SubmittedTime: mt("2026-11-22T10:00:00Z")}, want: true,
+		},
+		"a new incarnation after a schedule change": {
+			mine:   v1beta1.Condition{JobID: "j2", SubmittedTime: mt("2026-11-22T11:00:00Z")},
+			cached: v1beta1.Condition{JobID: "j1", SubmittedTime: mt("2026-11-22T10:00:00Z"), LastScheduleTime: mt("2026-11-22T10:30:00Z")}, want: true,
+		},
+		"the cache shows a later incarnation": {
+			mine:   v1beta1.Condition{JobID: "j1", SubmittedTime: mt("2026-11-22T10:00:00Z"), LastScheduleTime: mt("2026-11-22T10:30:00Z")},
+			cached: v1beta1.Condition{JobID: "j2", SubmittedTime: mt("2026-11-22T11:00:00Z")},
+		},
+		"same incarnation, the cache caught up": {
+			mine:   v1beta1.Condition{JobID: "j1", LastScheduleTime: mt("2026-11-22T10:30:00Z")},
+			cached: v1beta1.Condition{JobID: "j1", LastScheduleTime: mt("2026-11-22T10:30:00Z")},
+		},
+		"same incarnation, the cache is behind": {
+			mine:   v1beta1.Condition{JobID: "j1", LastScheduleTime: mt("2026-11-22T10:30:00Z")},
+			cached: v1beta1.Condition{JobID: "j1"}, want: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := newer(tc.mine, tc.cached); got != tc.want {
+				t.Fatalf("newer = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -109,7 +109,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	obj.Status.ObservedGeneration = obj.Generation
 	summarize(&obj.Status)
 	r.setReadiness(ctx, &obj)
-	if acted(decisions) {
+	// Every change of the records is remembered, not only runs: the first write's records
+	// (job incarnations) matter as much as a handled time to a reconcile on a stale cache.
+	if equality.Semantic.DeepEqual(before.Status.Conditions, obj.Status.Conditions) {
+		r.handled.forget(req.NamespacedName)
+	} else {
 		r.handled.remember(req.NamespacedName, obj.UID, obj.Status.Conditions)
 	}
 
@@ -122,16 +126,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Alarm.Clear(req.NamespacedName)
 	}
 	return r.writeStatus(ctx, before, &obj)
-}
-
-// acted says whether any decision handled a scheduled time.
-func acted(decisions []jobDecision) bool {
-	for _, d := range decisions {
-		if d.action != ActionNone {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *Reconciler) gather(obj *v1beta1.CronHorizontalPodAutoscaler, compiled *v1beta1.Compiled, now time.Time) decideInput {
