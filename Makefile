@@ -35,7 +35,11 @@ image: ## Build one OCI image archive per binary into bin/images/ (no container 
 		--source-date-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) $$(go list ./cmd/...)
 
 .PHONY: testbed
-testbed: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok into bin/testbed/ (skips what exists).
+testbed: ## Build the test bed (control plane, kwok, metrics-server, and the real node's kubelet, containerd, runc, CNI plugins, pause image) into bin/testbed/ (skips what exists).
+	@# runc links Debian's libseccomp (pods with the RuntimeDefault seccomp profile).
+	@pkg-config --exists libseccomp 2>/dev/null || { echo "installing libseccomp-dev and pkg-config for runc"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends libseccomp-dev pkg-config; }
 	$(TESTBED_CLI) build --root $(BIN)/testbed
 
 .PHONY: test

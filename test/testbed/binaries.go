@@ -19,7 +19,21 @@ const (
 	// MetricsServerVersion is the metrics-server version that serves metrics.k8s.io from kwok's
 	// emulated kubelet resource metrics.
 	MetricsServerVersion = "v0.9.0"
+
+	// ContainerdVersion is the containerd (and shim, ctr) version of the real node.
+	ContainerdVersion = "v2.4.2"
+	// RuncVersion is the OCI runtime of the real node.
+	RuncVersion = "v1.5.3"
+	// CNIPluginsVersion is the version of the CNI plugins (bridge, host-local, loopback) that wire
+	// the real node's pods to its bridge.
+	CNIPluginsVersion = "v1.10.0"
+	// PauseVersion tags the real node's sandbox image, built from ./pause.
+	PauseVersion = "1"
 )
+
+// PauseImage is the real node's sandbox image, pinned in containerd and imported from
+// the pause component's archive.
+const PauseImage = "lockstep.local/testbed/pause:" + PauseVersion
 
 // BinDirEnv names the environment variable that overrides where binaries are looked up.
 const BinDirEnv = "LOCKSTEP_TESTBED_BIN"
@@ -31,8 +45,11 @@ const BuildCommand = "make testbed"
 type Binary struct {
 	Name    string
 	Version string
-	// Component is the directory prefix under bin/testbed: kubernetes, etcd, kwok or metrics-server.
+	// Component is the directory prefix under bin/testbed: kubernetes, etcd, kwok,
+	// metrics-server, or one of the real node's (kubelet, containerd, runc, cni-plugins, pause).
 	Component string
+	// Archive marks a file that is not executable (an OCI image archive).
+	Archive bool
 }
 
 // Binaries lists every executable the test bed can start.
@@ -43,7 +60,19 @@ var Binaries = []Binary{
 	{Name: "kube-scheduler", Version: KubernetesVersion, Component: "kubernetes"},
 	{Name: "kwok", Version: KwokVersion, Component: "kwok"},
 	{Name: "metrics-server", Version: MetricsServerVersion, Component: "metrics-server"},
+	{Name: "kubelet", Version: KubernetesVersion, Component: "kubelet"},
+	{Name: "containerd", Version: ContainerdVersion, Component: "containerd"},
+	{Name: "containerd-shim-runc-v2", Version: ContainerdVersion, Component: "containerd"},
+	{Name: "ctr", Version: ContainerdVersion, Component: "containerd"},
+	{Name: "runc", Version: RuncVersion, Component: "runc"},
+	{Name: "bridge", Version: CNIPluginsVersion, Component: "cni-plugins"},
+	{Name: "host-local", Version: CNIPluginsVersion, Component: "cni-plugins"},
+	{Name: "loopback", Version: CNIPluginsVersion, Component: "cni-plugins"},
+	{Name: "pause.tar", Version: PauseVersion, Component: "pause", Archive: true},
 }
+
+// RealNodeBinaries are the binaries a real node needs, besides the control plane.
+var RealNodeBinaries = []string{"kubelet", "containerd", "containerd-shim-runc-v2", "ctr", "runc", "bridge", "host-local", "loopback", "pause.tar"}
 
 // Dir is the directory under the test bed root that holds this binary: <component>-<version>.
 func (b Binary) Dir() string { return b.Component + "-" + b.Version }
@@ -78,7 +107,7 @@ var ErrMissingBinary = errors.New("test bed binary not built")
 func (b Binary) Path(root string) (string, error) {
 	path := filepath.Join(root, b.Dir(), b.Name)
 	info, err := os.Stat(path)
-	if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+	if err != nil || !info.Mode().IsRegular() || (!b.Archive && info.Mode()&0o111 == 0) {
 		return "", fmt.Errorf("%w: %s %s is not at %s; run `%s` in the repository root", ErrMissingBinary, b.Name, b.Version, path, BuildCommand)
 	}
 	return path, nil

@@ -26,11 +26,16 @@ func FreePort() (int, error) {
 }
 
 func (e *Env) start(name string, args []string) (*process, error) {
+	return e.startWithEnv(name, nil, args)
+}
+
+// startWithEnv starts a test bed binary with its own environment (the parent's when nil).
+func (e *Env) startWithEnv(name string, env, args []string) (*process, error) {
 	bin, err := lookupBinary(e.opts.BinRoot, name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(name, bin, args, e.LogDir)
+	p, err := startProcess(name, bin, args, env, e.LogDir)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +109,21 @@ func (e *Env) startAPIServer(ctx context.Context) error {
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--v=1",
+	}
+	if e.opts.RealNodes > 0 {
+		// No kube-proxy: the aggregator and the webhooks reach Services through their endpoints
+		// (the real node's pod addresses) rather than ClusterIPs; logs and exec reach the kubelet
+		// with a client certificate.
+		kubeletClient, err := e.CA.Sign(CertRequest{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true})
+		if err != nil {
+			return err
+		}
+		certFile, keyFile, err := kubeletClient.Write(e.Dir, "apiserver-kubelet-client")
+		if err != nil {
+			return err
+		}
+		args = append(args, "--enable-aggregator-routing=true", "--kubelet-client-certificate="+certFile, "--kubelet-client-key="+keyFile,
+			"--kubelet-certificate-authority="+e.pki.caFile, "--kubelet-preferred-address-types=InternalIP")
 	}
 	p, err := e.start("kube-apiserver", append(args, e.opts.APIServerFlags...))
 	if err != nil {

@@ -31,6 +31,11 @@ func identityConfig(ca *Authority, host string, id Identity) (*rest.Config, erro
 	if err != nil {
 		return nil, err
 	}
+	return identityConfigFromPair(ca, host, pair)
+}
+
+// identityConfigFromPair returns a rest.Config that authenticates with a signed client pair.
+func identityConfigFromPair(ca *Authority, host string, pair *KeyPair) (*rest.Config, error) {
 	return &rest.Config{
 		Host: host,
 		TLSClientConfig: rest.TLSClientConfig{

@@ -55,14 +55,16 @@ func spawn(cmd *exec.Cmd) error {
 	return <-result
 }
 
-// startProcess runs binary with args, its output going to <logDir>/<name>.log.
-func startProcess(name, binary string, args []string, logDir string) (*process, error) {
+// startProcess runs binary with args, its output going to <logDir>/<name>.log; env replaces
+// the environment when not nil.
+func startProcess(name, binary string, args, env []string, logDir string) (*process, error) {
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("creating log for %s: %w", name, err)
 	}
 	cmd := exec.Command(binary, args...)
+	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

@@ -15,7 +15,7 @@ func (e *Env) Run(name, binary string, args ...string) (*Process, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p, err := startProcess(name, binary, args, e.LogDir)
+	p, err := startProcess(name, binary, args, nil, e.LogDir)
 	if err != nil {
 		return nil, err
 	}

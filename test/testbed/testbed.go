@@ -40,6 +40,16 @@ type Options struct {
 	// UsageMemoryAnnotation) and metrics.k8s.io serves them, as `kubectl top` reads them.
 	MetricsServer bool
 
+	// RealNodes is how many real nodes to run (0 or 1): a kubelet with containerd, runc and a
+	// CNI bridge, whose pods really run. It needs root and `make testbed`; one real node runs
+	// on a machine at a time, so a second test bed waits for the first (RealNodeWait).
+	RealNodes int
+	// RealNodeImages are OCI image archives imported into the real node's containerd at start
+	// (Env.ImportImages imports more later).
+	RealNodeImages []string
+	// RealNodeWait bounds the wait for another test bed's real node; 30 minutes when zero.
+	RealNodeWait time.Duration
+
 	// HPASyncPeriod is the HPA controller's sync period; 15s (the Kubernetes default) when zero.
 	HPASyncPeriod time.Duration
 
@@ -65,6 +75,9 @@ type Env struct {
 	CA *Authority
 	// FrontProxyCA signs the client certificate the aggregator presents to aggregated servers.
 	FrontProxyCA *Authority
+	// RealNodeStartup is how long the real node took from its first step (cgroups, bridge) to
+	// Ready, images imported; zero without one.
+	RealNodeStartup time.Duration
 
 	opts    Options
 	ownDir  bool
@@ -73,6 +86,7 @@ type Env struct {
 	etcdURL string
 	// kwokServerPort is where kwok serves the emulated kubelet endpoints (MetricsServer).
 	kwokServerPort int
+	realNode       *realNode
 	stopOnce       bool
 }
 
@@ -85,10 +99,21 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := checkBinaries(opts); err != nil {
 		return nil, err
 	}
+	env := &Env{opts: opts, Dir: opts.Dir}
+	if opts.RealNodes > 0 {
+		if err := checkRealNodeHost(opts); err != nil {
+			return nil, err
+		}
+		// The wait for another bed's real node does not count against the start-up timeout.
+		lock, err := lockRealNode(ctx, opts.RealNodeWait)
+		if err != nil {
+			return nil, err
+		}
+		env.realNode = &realNode{lock: lock}
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.StartTimeout)
 	defer cancel()
 
-	env := &Env{opts: opts, Dir: opts.Dir}
 	if env.Dir == "" {
 		sweepStaleDirs()
 		if env.Dir, err = os.MkdirTemp("", dirPrefix+strconv.Itoa(os.Getpid())+"-"); err != nil {
@@ -122,12 +147,25 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
+	if opts.RealNodes > 0 {
+		start := time.Now()
+		if err := env.startRealNode(ctx); err != nil {
+			return nil, err
+		}
+		env.RealNodeStartup = time.Since(start)
+	}
 	return env, nil
 }
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Nodes > 0 || o.MetricsServer {
 		o.Kwok = true
+	}
+	if o.RealNodes < 0 || o.RealNodes > 1 {
+		return o, fmt.Errorf("RealNodes must be 0 or 1 (one real node per machine), got %d", o.RealNodes)
+	}
+	if o.RealNodeWait == 0 {
+		o.RealNodeWait = 30 * time.Minute
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 2 * time.Minute
@@ -233,6 +271,11 @@ func (e *Env) Stop() error {
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		if err := e.procs[i].stop(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if e.realNode != nil {
+		if err := e.realNode.stop(); err != nil {
+			errs = append(errs, fmt.Errorf("cleaning up the real node: %w", err))
 		}
 	}
 	if e.ownDir {

@@ -19,7 +19,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(leakModeEnv); mode != "" {
+	switch mode := os.Getenv(leakModeEnv); mode {
+	case "":
+	case "real-node":
+		runRealNodeChild()
+	default:
 		runLeakChild(mode)
 	}
 	framework.Main(m, testbed.Options{

@@ -1,5 +1,7 @@
-// Package build compiles the test bed's control-plane binaries (etcd, Kubernetes, kwok, metrics-server) from the
-// Go module proxy at the versions pinned in package testbed, into <root>/<component>-<version>/.
+// Package build compiles the test bed's binaries from the Go module proxy at the versions pinned
+// in package testbed, into <root>/<component>-<version>/: the control plane (etcd, Kubernetes,
+// kwok, metrics-server) and the real node (kubelet, containerd, runc, CNI plugins, and a pause
+// image archive built from this repository).
 package build
 
 import (
@@ -13,9 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/internal/ociimage"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
@@ -35,10 +39,30 @@ func (b *Builder) All(ctx context.Context) error {
 		build     func(context.Context, string) error
 	}{
 		{"etcd", testbed.EtcdVersion, b.etcd},
-		{"kubernetes", testbed.KubernetesVersion, b.kubernetes},
-		{"kwok", testbed.KwokVersion, b.goInstall("sigs.k8s.io/kwok/cmd/kwok@" + testbed.KwokVersion)},
-		{"metrics-server", testbed.MetricsServerVersion, b.goInstall("sigs.k8s.io/metrics-server/cmd/metrics-server@" + testbed.MetricsServerVersion)},
+		{"kubernetes", testbed.KubernetesVersion, b.kubernetes(
+			"k8s.io/kubernetes/cmd/kube-apiserver",
+			"k8s.io/kubernetes/cmd/kube-controller-manager",
+			"k8s.io/kubernetes/cmd/kube-scheduler",
+		)},
+		{"kwok", testbed.KwokVersion, b.goInstall(staticEnv, "", "sigs.k8s.io/kwok/cmd/kwok@"+testbed.KwokVersion)},
+		{"metrics-server", testbed.MetricsServerVersion, b.goInstall(staticEnv, "", "sigs.k8s.io/metrics-server/cmd/metrics-server@"+testbed.MetricsServerVersion)},
+		// The real node. The kubelet has its own directory so that adding it did not rebuild
+		// the control plane's.
+		{"kubelet", testbed.KubernetesVersion, b.kubernetes("k8s.io/kubernetes/cmd/kubelet")},
+		{"containerd", testbed.ContainerdVersion, b.containerd},
+		{"runc", testbed.RuncVersion, b.runc},
+		{"cni-plugins", testbed.CNIPluginsVersion, b.goInstall(staticEnv, "",
+			"github.com/containernetworking/plugins/plugins/main/bridge@"+testbed.CNIPluginsVersion,
+			"github.com/containernetworking/plugins/plugins/ipam/host-local@"+testbed.CNIPluginsVersion,
+			"github.com/containernetworking/plugins/plugins/main/loopback@"+testbed.CNIPluginsVersion,
+		)},
+		{"pause", testbed.PauseVersion, b.pause},
 	}
+	root, err := filepath.Abs(b.Root)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", b.Root, err)
+	}
+	b.Root = root // go commands run in wrapper directories: every output path is absolute.
 	for _, s := range steps {
 		dir := filepath.Join(b.Root, s.component+"-"+s.version)
 		if b.complete(s.component, dir) {
@@ -57,6 +81,11 @@ func (b *Builder) All(ctx context.Context) error {
 		}
 		if err := s.build(ctx, tmp); err != nil {
 			return fmt.Errorf("building %s %s: %w", s.component, s.version, err)
+		}
+		for _, bin := range testbed.Binaries {
+			if _, err := os.Stat(filepath.Join(tmp, bin.Name)); bin.Component == s.component && err != nil {
+				return fmt.Errorf("building %s %s: %s was not produced: %w", s.component, s.version, bin.Name, err)
+			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("replacing %s: %w", dir, err)
@@ -161,8 +190,12 @@ func KubernetesWrapper(version string, kubeGoMod []byte) (string, error) {
 		goDirective, version, strings.Join(replaces, "\n")), nil
 }
 
-// kubernetes builds kube-apiserver, kube-controller-manager and kube-scheduler.
-func (b *Builder) kubernetes(ctx context.Context, out string) error {
+// kubernetes returns a step that builds the given k8s.io/kubernetes commands.
+func (b *Builder) kubernetes(pkgs ...string) func(context.Context, string) error {
+	return func(ctx context.Context, out string) error { return b.kubernetesCommands(ctx, out, pkgs) }
+}
+
+func (b *Builder) kubernetesCommands(ctx context.Context, out string, pkgs []string) error {
 	version := testbed.KubernetesVersion
 	dir, err := b.wrapperDir("kubernetes-" + version)
 	if err != nil {
@@ -201,19 +234,21 @@ func (b *Builder) kubernetes(ctx context.Context, out string) error {
 			"-X "+pkg+".gitTreeState=clean",
 		)
 	}
-	return b.goCmd(ctx, dir, "build", "-trimpath", "-ldflags=-s -w "+strings.Join(ldflags, " "), "-o", out+string(filepath.Separator),
-		"k8s.io/kubernetes/cmd/kube-apiserver",
-		"k8s.io/kubernetes/cmd/kube-controller-manager",
-		"k8s.io/kubernetes/cmd/kube-scheduler",
-	)
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w " + strings.Join(ldflags, " "), "-o", out + string(filepath.Separator)}, pkgs...)
+	return b.goCmd(ctx, dir, args...)
 }
 
-// goInstall returns a step that runs `go install pkg@version` into the output directory: for
-// modules without replace directives (kwok, metrics-server).
-func (b *Builder) goInstall(pkgAtVersion string) func(context.Context, string) error {
+// staticEnv builds without cgo: the binaries need nothing from the host.
+var staticEnv = []string{"CGO_ENABLED=0"}
+
+// goInstall returns a step that runs `go install` of packages given as path@version (one
+// module, one version) into the output directory, with extra environment and build tags: for
+// modules without replace directives.
+func (b *Builder) goInstall(env []string, tags string, pkgsAtVersion ...string) func(context.Context, string) error {
 	return func(ctx context.Context, out string) error {
-		name := filepath.Base(strings.SplitN(pkgAtVersion, "@", 2)[0])
-		dir, err := b.wrapperDir(name + "-" + strings.SplitN(pkgAtVersion, "@", 2)[1])
+		first := pkgsAtVersion[0]
+		pkg, version, _ := strings.Cut(first, "@")
+		dir, err := b.wrapperDir(filepath.Base(pkg) + "-" + version)
 		if err != nil {
 			return err
 		}
@@ -221,15 +256,83 @@ func (b *Builder) goInstall(pkgAtVersion string) func(context.Context, string) e
 		if err != nil {
 			return fmt.Errorf("resolving %s: %w", out, err)
 		}
-		cmd := exec.CommandContext(ctx, "go", "install", "-trimpath", "-ldflags=-s -w", pkgAtVersion)
+		args := []string{"install", "-trimpath", "-ldflags=-s -w"}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, pkgsAtVersion...)...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOBIN="+abs)
+		cmd.Env = append(append(os.Environ(), "GOWORK=off", "GOBIN="+abs), env...)
 		var buf bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Run(); err != nil {
 			_, _ = b.Out.Write(buf.Bytes())
-			return fmt.Errorf("go install %s: %w", pkgAtVersion, err)
+			return fmt.Errorf("go install %s: %w", strings.Join(pkgsAtVersion, " "), err)
 		}
 		return nil
 	}
+}
+
+// containerd builds containerd, ctr and the runc shim, static. btrfs needs cgo headers and the
+// shim does not serve gRPC, as in containerd's own release builds.
+func (b *Builder) containerd(ctx context.Context, out string) error {
+	v := testbed.ContainerdVersion
+	const mod = "github.com/containerd/containerd/v2/cmd/"
+	if err := b.goInstall(staticEnv, "no_btrfs", mod+"containerd@"+v, mod+"ctr@"+v)(ctx, out); err != nil {
+		return err
+	}
+	return b.goInstall(staticEnv, "no_grpc", mod+"containerd-shim-runc-v2@"+v)(ctx, out)
+}
+
+// SeccompPrepareCommand installs what runc's build needs from Debian.
+const SeccompPrepareCommand = "apt-get install -y --no-install-recommends libseccomp-dev"
+
+// runc builds runc with cgo (its nsenter is C) and seccomp (pods with the RuntimeDefault
+// profile, which restricted security contexts require), linked against Debian's libseccomp.
+func (b *Builder) runc(ctx context.Context, out string) error {
+	if err := exec.CommandContext(ctx, "pkg-config", "--exists", "libseccomp").Run(); err != nil {
+		return fmt.Errorf("runc needs libseccomp's headers and pkg-config (%w); run `%s` (make testbed does)", err, SeccompPrepareCommand)
+	}
+	return b.goInstall([]string{"CGO_ENABLED=1"}, "seccomp urfave_cli_no_docs", "github.com/opencontainers/runc@"+testbed.RuncVersion)(ctx, out)
+}
+
+// PausePackage is the Go package of the real node's sandbox process.
+const PausePackage = "github.com/lockstep-dev/lockstep/test/testbed/pause"
+
+// hostCACerts is the CA bundle every image carries (Debian's ca-certificates).
+const hostCACerts = "/etc/ssl/certs/ca-certificates.crt"
+
+// pause builds the sandbox process from this repository and wraps it in an OCI archive named
+// testbed.PauseImage.
+func (b *Builder) pause(ctx context.Context, out string) error {
+	bin := filepath.Join(out, "pause")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", bin, PausePackage)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if outp, err := cmd.CombinedOutput(); err != nil {
+		_, _ = b.Out.Write(outp)
+		return fmt.Errorf("building %s: %w", PausePackage, err)
+	}
+	binary, err := os.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("reading the pause binary: %w", err)
+	}
+	certs, err := os.ReadFile(hostCACerts)
+	if err != nil {
+		return fmt.Errorf("reading the CA bundle (Debian's ca-certificates): %w", err)
+	}
+	repo, tag, _ := strings.Cut(testbed.PauseImage, ":")
+	spec := ociimage.Spec{Repository: repo, Tag: tag, Binary: binary, CACerts: certs, OS: "linux", Architecture: runtime.GOARCH, Created: time.Unix(0, 0).UTC()}
+	img, err := ociimage.Build(spec)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(out, "pause.tar"))
+	if err != nil {
+		return fmt.Errorf("creating the pause archive: %w", err)
+	}
+	if err := ociimage.WriteArchive(f, img, spec.Ref(), tag); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing the pause archive: %w", err)
+	}
+	return f.Close()
 }

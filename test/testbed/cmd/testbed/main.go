@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -90,10 +91,26 @@ func runUp(ctx context.Context, args []string) error {
 	fs.BoolVar(&opts.Kwok, "kwok", true, "run kwok (implied by --nodes > 0)")
 	fs.BoolVar(&opts.MetricsServer, "metrics-server", false, "run metrics-server on kwok's emulated pod usage (metrics.k8s.io)")
 	fs.DurationVar(&opts.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "HPA controller sync period")
+	fs.IntVar(&opts.RealNodes, "real-nodes", 0, "real kubelet nodes (0 or 1; needs root and 'make testbed'): pods on it really run")
+	images := fs.String("images", "", "with --real-nodes, a comma-separated list of OCI image archives (e.g. bin/images/*.tar) to import into the node's containerd")
 	kubeconfigOut := fs.String("kubeconfig-out", "", "also copy the admin kubeconfig to this path")
 	_ = fs.Parse(args)
 	if opts.Nodes < 0 {
 		return fmt.Errorf("--nodes must be 0 or more, got %d", opts.Nodes)
+	}
+	if opts.RealNodes < 0 || opts.RealNodes > 1 {
+		return fmt.Errorf("--real-nodes must be 0 or 1, got %d", opts.RealNodes)
+	}
+	if *images != "" {
+		if opts.RealNodes == 0 {
+			return errors.New("--images needs --real-nodes 1")
+		}
+		for _, img := range strings.Split(*images, ",") {
+			if _, err := os.Stat(img); err != nil {
+				return fmt.Errorf("--images: %w", err)
+			}
+			opts.RealNodeImages = append(opts.RealNodeImages, img)
+		}
 	}
 
 	if existing, err := readState(); err == nil && syscall.Kill(existing.PID, 0) == nil {
@@ -122,7 +139,7 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	defer os.Remove(statePath())
 
-	fmt.Printf("test bed up in %s: %s, %d kwok nodes; logs in %s\n", time.Since(start).Round(10*time.Millisecond), env.APIServerURL, opts.Nodes, env.LogDir)
+	fmt.Printf("test bed up in %s: %s, %d kwok nodes, %d real nodes; logs in %s\n", time.Since(start).Round(10*time.Millisecond), env.APIServerURL, opts.Nodes, opts.RealNodes, env.LogDir)
 	fmt.Printf("export KUBECONFIG=%s\n", kubeconfig)
 	fmt.Println("stop with Ctrl-C or 'go run ./test/testbed/cmd/testbed down'")
 	<-ctx.Done()
