@@ -45,7 +45,7 @@ testbed: ## Build the test bed (control plane, kwok, metrics-server, and the rea
 .PHONY: test
 test: verify lint testbed $(HELM) image ## Verify, lint, unit tests with the race detector, then integration tests on the test bed.
 	unit=$$(hack/packages.sh unit) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_IMAGES=$(BIN)/images go test -race -count=1 $$unit
-	bed=$$(hack/packages.sh bed) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_HELM=$(HELM) go test $(TEST_FLAGS) $$bed
+	bed=$$(hack/packages.sh bed) && env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_HELM=$(HELM) LOCKSTEP_IMAGES=$(BIN)/images go test $(TEST_FLAGS) $$bed
 
 .PHONY: unit
 unit: ## Run only the tests that need no test bed (quick; tests that need it are skipped).

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,43 +32,19 @@ func TestMain(m *testing.M) {
 	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 2})
 }
 
-func helmBinary(t *testing.T) string {
-	t.Helper()
-	if h := os.Getenv("LOCKSTEP_HELM"); h != "" {
-		return h
-	}
-	matches, _ := filepath.Glob(filepath.Join("..", "bin", "tools", "helm-*"))
-	if len(matches) == 0 {
-		t.Fatal("helm is not built: run `make helm` (make test does)")
-	}
-	return matches[len(matches)-1]
-}
-
 func helm(t *testing.T, env *testbed.Env, args ...string) string {
 	t.Helper()
-	out, err := runHelm(t, env, args...)
-	if err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return framework.Helm(t, env, args...)
 }
 
-// helmFails runs helm, expects it to fail and returns its output.
 func helmFails(t *testing.T, env *testbed.Env, args ...string) string {
 	t.Helper()
-	out, err := runHelm(t, env, args...)
-	if err == nil {
-		t.Errorf("helm %s succeeded, want an error", strings.Join(args, " "))
-	}
-	return out
+	return framework.HelmFails(t, env, args...)
 }
 
 func runHelm(t *testing.T, env *testbed.Env, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(helmBinary(t), append(args, "--kubeconfig", env.Kubeconfig)...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return framework.RunHelm(t, env, args...)
 }
 
 // TestValuesSchema: an unknown key or a value of the wrong type fails `helm install` with the

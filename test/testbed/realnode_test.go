@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,48 +22,17 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/lockstep-dev/lockstep/internal/ociimage"
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
-const (
-	probeImage      = "lockstep.local/testbed/probe:1"
-	probeArchiveEnv = "LOCKSTEP_TESTBED_PROBE_ARCHIVE"
-)
+const probeArchiveEnv = "LOCKSTEP_TESTBED_PROBE_ARCHIVE"
 
 // probeArchive builds ./probe into an OCI archive the real node imports.
 func probeArchive(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, out)
-	}
-	binary, err := os.ReadFile(bin)
+	archive, err := testbed.BuildProbeImage(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, tag, _ := strings.Cut(probeImage, ":")
-	img, err := ociimage.Build(ociimage.Spec{Repository: repo, Tag: tag, Binary: binary, CACerts: certs, OS: "linux", Architecture: runtime.GOARCH, Created: time.Unix(0, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	archive := filepath.Join(dir, "probe.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ociimage.WriteArchive(f, img, probeImage, tag); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return archive
@@ -84,7 +52,7 @@ func probePod(name string) *corev1.Pod {
 			},
 			Containers: []corev1.Container{{
 				Name:            "probe",
-				Image:           probeImage,
+				Image:           testbed.ProbeImage,
 				ImagePullPolicy: corev1.PullNever,
 				Ports:           []corev1.ContainerPort{{ContainerPort: 8080}},
 				ReadinessProbe: &corev1.Probe{
