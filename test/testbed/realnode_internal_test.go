@@ -1,6 +1,9 @@
 package testbed
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestUnescapeMount(t *testing.T) {
 	tests := map[string]string{
@@ -14,5 +17,22 @@ func TestUnescapeMount(t *testing.T) {
 		if got := unescapeMount(in); got != want {
 			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A machine that cannot run the real node gets an error naming what is missing and the command
+// that prepares it, never a skip.
+func TestRealNodeHostCheckNamesThePrepareCommand(t *testing.T) {
+	_, err := Start(t.Context(), Options{BinRoot: t.TempDir(), RealNodes: 1})
+	if err == nil {
+		t.Fatal("a real node started without its binaries")
+	}
+	for _, want := range []string{"kubelet", "containerd", "runc", "pause.tar", "`" + RealNodePrepareCommand + "`"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if _, err := Start(t.Context(), Options{RealNodes: 2}); err == nil || !strings.Contains(err.Error(), "0 or 1") {
+		t.Errorf("two real nodes: %v, want a refusal", err)
 	}
 }

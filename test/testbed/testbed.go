@@ -96,14 +96,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if opts, err = opts.withDefaults(); err != nil {
 		return nil, err
 	}
-	if err := checkBinaries(opts); err != nil {
+	var hostErr error
+	if opts.RealNodes > 0 {
+		hostErr = checkRealNodeHost(opts)
+	}
+	if err := errors.Join(checkBinaries(opts), hostErr); err != nil {
 		return nil, err
 	}
 	env := &Env{opts: opts, Dir: opts.Dir}
 	if opts.RealNodes > 0 {
-		if err := checkRealNodeHost(opts); err != nil {
-			return nil, err
-		}
 		// The wait for another bed's real node does not count against the start-up timeout.
 		lock, err := lockRealNode(ctx, opts.RealNodeWait)
 		if err != nil {
