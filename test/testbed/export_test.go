@@ -13,6 +13,18 @@ var SweepStaleDirs = sweepStaleDirs
 // ReadSysctls exposes the kernel settings a real node changes and restores.
 var ReadSysctls = readSysctls
 
+// RealNodeSysctls returns the kernel settings the bed's real node recorded before it started,
+// which cleaning up restores.
+func RealNodeSysctls(e *Env) map[string]string {
+	out := map[string]string{}
+	if e.realNode != nil {
+		for k, v := range e.realNode.state.Sysctls {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // RealNodeLeftovers lists what a real node of the test bed in dir left on the host: shims,
 // processes in its cgroups, mounts under dir, its cgroups and the bridge.
 func RealNodeLeftovers(dir string) []string {
@@ -32,6 +44,9 @@ func RealNodeLeftovers(dir string) []string {
 	}
 	for _, d := range cgroupDirs("/" + filepath.Base(dir)) {
 		out = append(out, "cgroup "+d)
+	}
+	for _, f := range cniCacheFiles(dir) {
+		out = append(out, "CNI cache "+f)
 	}
 	if _, err := net.InterfaceByName(realBridge); err == nil {
 		out = append(out, "bridge "+realBridge)

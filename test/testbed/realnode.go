@@ -510,6 +510,9 @@ func cleanRealNode(st realNodeState) error {
 		}
 	}
 	removeContainerLogLinks(st.Dir)
+	for _, f := range cniCacheFiles(st.Dir) {
+		_ = os.Remove(f)
+	}
 	restoreSysctls(st.Sysctls)
 	return errors.Join(errs...)
 }
@@ -723,6 +726,36 @@ func removeContainerLogLinks(dir string) {
 			_ = os.Remove(l)
 		}
 	}
+}
+
+// cniCacheDir is where libcni (in containerd) caches each attachment's result; a pod killed
+// without a CNI DEL leaves its entries.
+const cniCacheDir = "/var/lib/cni/results"
+
+// cniCacheFiles returns the CNI cache entries of the real node in dir: named after its network
+// (the bed directory's name), or, for containerd's own loopback network, naming a network
+// namespace under dir.
+func cniCacheFiles(dir string) []string {
+	if dir == "" {
+		return nil
+	}
+	name := filepath.Base(dir)
+	var out []string
+	entries, _ := os.ReadDir(cniCacheDir)
+	for _, e := range entries {
+		path := filepath.Join(cniCacheDir, e.Name())
+		if strings.HasPrefix(e.Name(), name+"-") {
+			out = append(out, path)
+			continue
+		}
+		var entry struct {
+			NetNS string `json:"netns"`
+		}
+		if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &entry) == nil && strings.HasPrefix(entry.NetNS, dir+"/") {
+			out = append(out, path)
+		}
+	}
+	return out
 }
 
 func readSysctls() map[string]string {

@@ -118,7 +118,6 @@ func podReady(p *corev1.Pod) bool {
 func TestRealNodeRunsPodsAndCleansUp(t *testing.T) {
 	framework.Env(t) // skipped in unit-only runs, like every bed test.
 	ctx := context.Background()
-	sysctls := testbed.ReadSysctls()
 	env, err := testbed.Start(ctx, testbed.Options{ControllerManager: true, Scheduler: true, RealNodes: 1, RealNodeImages: []string{probeArchive(t)}})
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +159,9 @@ func TestRealNodeRunsPodsAndCleansUp(t *testing.T) {
 		t.Fatalf("no cgroup under %s carries the pod's 200m CPU limit", filepath.Base(env.Dir))
 	}
 
+	// The settings from before the node, recorded once it held the host lock: read any earlier
+	// and another package's real node could have had them changed.
+	sysctls := testbed.RealNodeSysctls(env)
 	dir := env.Dir
 	env.KeepDir() // the directory stays to be inspected; Stop still cleans the host.
 	stopped = true
@@ -233,7 +235,6 @@ func runRealNodeChild() {
 // the bridge behind; the next test bed to start sweeps all of it.
 func TestRealNodeCrashIsSweptAtNextStart(t *testing.T) {
 	framework.Env(t)
-	sysctls := testbed.ReadSysctls()
 	out := filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), leakModeEnv+"=real-node", leakOutEnv+"="+out, probeArchiveEnv+"="+probeArchive(t))
@@ -270,6 +271,14 @@ func TestRealNodeCrashIsSweptAtNextStart(t *testing.T) {
 		}
 		return nil
 	})
+	// The settings the child's node recorded before it started, which the sweep restores.
+	var state struct {
+		Sysctls map[string]string `json:"sysctls"`
+	}
+	if data, err := os.ReadFile(filepath.Join(report.Dir, "realnode.json")); err != nil || json.Unmarshal(data, &state) != nil || len(state.Sysctls) == 0 {
+		t.Fatalf("the child's real node state: %v", err)
+	}
+	sysctls := state.Sysctls
 	left := testbed.RealNodeLeftovers(report.Dir)
 	if !containsPrefix(left, "shim") || !containsPrefix(left, "bridge") || !containsPrefix(left, "mount") {
 		t.Fatalf("the killed child should have left shims, mounts and its bridge behind, found %v", left)
