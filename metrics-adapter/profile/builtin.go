@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"net"
 	"strings"
 
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
@@ -45,6 +46,10 @@ func Builtin() map[string]Profile {
 	istioSource := map[string]string{"reporter": "source"}
 	envoy := &Parser{Label: "envoy_cluster_name", Decode: decodeEnvoyCluster}
 	traefik := &Parser{Label: "service", Decode: decodeTraefikService}
+	// Caddy labels requests by server and handler, and with metrics per_host by the request's
+	// Host; a Kubernetes Service's in-cluster name as the Host names the backend.
+	caddy := &Parser{Label: "host", Decode: decodeServiceHost}
+	caddyProxy := map[string]string{"handler": "reverse_proxy"}
 	ms := 0.001
 	return map[string]Profile{
 		"ingress-nginx": {Name: "ingress-nginx", Tier: IngressTier, Rules: []Rule{
@@ -75,6 +80,12 @@ func Builtin() map[string]Profile {
 			{Metric: "traefik_service_request_duration_seconds_sum", Families: sums, Parse: traefik},
 			{Metric: "traefik_service_request_duration_seconds_count", Families: counts, Parse: traefik},
 			{Metric: "traefik_service_requests_bytes_total", Families: bytesIn, Parse: traefik},
+		}},
+		"caddy": {Name: "caddy", Tier: IngressTier, Rules: []Rule{
+			{Metric: "caddy_http_request_duration_seconds_bucket", Families: buckets, Parse: caddy, Match: caddyProxy},
+			{Metric: "caddy_http_request_duration_seconds_sum", Families: sums, Parse: caddy, Match: caddyProxy},
+			{Metric: "caddy_http_request_duration_seconds_count", Families: requestCounts, Parse: caddy, Status: "code", Match: caddyProxy},
+			{Metric: "caddy_http_request_size_bytes_sum", Families: bytesIn, Parse: caddy, Match: caddyProxy},
 		}},
 		// Application pods: OpenTelemetry HTTP server semantic conventions exported to
 		// Prometheus, the Prometheus client conventions, and Micrometer (Spring Boot).
@@ -115,6 +126,20 @@ func decodeEnvoyCluster(name string, k *series.Key, _ Services) bool {
 		return true
 	}
 	return false
+}
+
+// decodeServiceHost understands a Service's in-cluster host name, "<service>.<namespace>"
+// followed by nothing, ".svc" or ".svc.<cluster domain>", with or without a port.
+func decodeServiceHost(host string, k *series.Key, _ Services) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	parts := strings.Split(host, ".")
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" || (len(parts) > 2 && parts[2] != "svc") {
+		return false
+	}
+	k.Service, k.Namespace = parts[0], parts[1]
+	return true
 }
 
 // decodeTraefikService understands Traefik's Kubernetes service names,

@@ -25,7 +25,7 @@ const (
 
 // IngressTargets selects ingress controller pods to scrape with one profile.
 type IngressTargets struct {
-	// Profile is a built-in or custom profile name (ingress-nginx, envoy, istio, traefik).
+	// Profile is a built-in or custom profile name (ingress-nginx, envoy, istio, traefik, caddy, http-app).
 	Profile string `json:"profile"`
 	// Namespace limits the search; empty means every namespace.
 	Namespace string `json:"namespace,omitempty"`

@@ -119,6 +119,24 @@ traefik_service_requests_total{code="200",method="GET",protocol="http",service="
 traefik_service_requests_total{code="200",method="GET",protocol="http",service="api@internal"} 5
 traefik_service_requests_total{code="200",method="GET",protocol="http",service="nobody-home-80@kubernetes"} 5
 `, want: []string{"requests my-shop/check-out///80// = 5"}},
+		"caddy per host, reverse_proxy only": {profile: "caddy", body: `
+# TYPE caddy_http_request_duration_seconds histogram
+caddy_http_request_duration_seconds_bucket{code="200",handler="reverse_proxy",host="checkout.shop.svc.cluster.local",method="GET",server="ingress",le="0.05"} 4
+caddy_http_request_duration_seconds_bucket{code="200",handler="reverse_proxy",host="checkout.shop.svc.cluster.local",method="GET",server="ingress",le="+Inf"} 5
+caddy_http_request_duration_seconds_sum{code="200",handler="reverse_proxy",host="checkout.shop.svc.cluster.local",method="GET",server="ingress"} 0.5
+caddy_http_request_duration_seconds_count{code="200",handler="reverse_proxy",host="checkout.shop.svc.cluster.local",method="GET",server="ingress"} 5
+caddy_http_request_duration_seconds_count{code="503",handler="reverse_proxy",host="cart.shop:8080",method="GET",server="ingress"} 2
+caddy_http_request_duration_seconds_count{code="200",handler="static_response",host="checkout.shop",method="GET",server="ingress"} 9
+caddy_http_request_duration_seconds_count{code="200",handler="reverse_proxy",host="_other",method="GET",server="ingress"} 9
+`, want: []string{
+			"duration_bucket shop/checkout///// le=+Inf = 5",
+			"duration_bucket shop/checkout///// le=0.05 = 4",
+			"duration_count shop/cart///// 5xx = 2",
+			"duration_count shop/checkout///// = 5",
+			"duration_sum shop/checkout///// = 0.5",
+			"requests shop/cart///// 5xx = 2",
+			"requests shop/checkout///// = 5",
+		}},
 		"OpenTelemetry app pod": {profile: "http-app", target: &profile.Target{Namespace: "shop", Pod: "checkout-7d9-abc", Workload: "checkout"}, body: `
 # TYPE http_server_request_duration_seconds histogram
 http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",le="0.1"} 4
