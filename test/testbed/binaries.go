@@ -27,6 +27,8 @@ const (
 	// CNIPluginsVersion is the version of the CNI plugins (bridge, host-local, loopback) that wire
 	// the real node's pods to its bridge.
 	CNIPluginsVersion = "v1.10.0"
+	// CaddyVersion is the reverse proxy of the load harness's ingress tier.
+	CaddyVersion = "v2.11.9"
 	// PauseVersion tags the real node's sandbox image, built from ./pause.
 	PauseVersion = "1"
 )
@@ -69,6 +71,7 @@ var Binaries = []Binary{
 	{Name: "host-local", Version: CNIPluginsVersion, Component: "cni-plugins"},
 	{Name: "loopback", Version: CNIPluginsVersion, Component: "cni-plugins"},
 	{Name: "pause.tar", Version: PauseVersion, Component: "pause", Archive: true},
+	{Name: "caddy", Version: CaddyVersion, Component: "caddy"},
 }
 
 // RealNodeBinaries are the binaries a real node needs, besides the control plane.
@@ -111,6 +114,18 @@ func (b Binary) Path(root string) (string, error) {
 		return "", fmt.Errorf("%w: %s %s is not at %s; run `%s` in the repository root", ErrMissingBinary, b.Name, b.Version, path, BuildCommand)
 	}
 	return path, nil
+}
+
+// BinaryPath returns where a built test bed binary is (root empty: DefaultRoot), or an error
+// naming the command that builds it.
+func BinaryPath(root, name string) (string, error) {
+	if root == "" {
+		var err error
+		if root, err = DefaultRoot(); err != nil {
+			return "", err
+		}
+	}
+	return lookupBinary(root, name)
 }
 
 func lookupBinary(root, name string) (string, error) {

@@ -268,7 +268,7 @@ func (e *Env) startKwok() error {
 		"--config=" + config,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
-		"--cidr=10.244.0.0/16",
+		"--cidr=" + e.opts.KwokPodCIDR,
 		"--node-ip=127.0.0.1",
 		"--node-lease-duration-seconds=40",
 	}...))

@@ -36,3 +36,16 @@ func TestRealNodeHostCheckNamesThePrepareCommand(t *testing.T) {
 		t.Errorf("two real nodes: %v, want a refusal", err)
 	}
 }
+
+func TestKwokPodCIDRDefaultsAndValidation(t *testing.T) {
+	o, err := Options{BinRoot: "x"}.withDefaults()
+	if err != nil || o.KwokPodCIDR != "10.244.0.0/16" {
+		t.Fatalf("default: %q, %v", o.KwokPodCIDR, err)
+	}
+	if _, err := (Options{BinRoot: "x", KwokPodCIDR: "127.64.0.0/16"}).withDefaults(); err != nil {
+		t.Fatalf("a loopback range: %v", err)
+	}
+	if _, err := (Options{BinRoot: "x", KwokPodCIDR: "not-a-range"}).withDefaults(); err == nil {
+		t.Fatal("a bad range was accepted")
+	}
+}

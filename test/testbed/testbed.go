@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,6 +32,10 @@ type Options struct {
 	Kwok bool
 	// Nodes is how many fake nodes to create and wait Ready for.
 	Nodes int
+	// KwokPodCIDR is the range kwok gives its pods addresses from; 10.244.0.0/16 when empty. A
+	// loopback range (127.64.0.0/16) lets each kwok pod be backed by a real server on its own
+	// address (the load harness); EndpointSlices refuse loopback addresses, though.
+	KwokPodCIDR string
 	// NodeCapacity is each fake node's capacity; 32 CPU, 128Gi memory, 110 pods when nil.
 	NodeCapacity corev1.ResourceList
 	// ExtraStages are additional kwok Stage YAML documents, applied with the built-in ones.
@@ -164,6 +169,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RealNodes < 0 || o.RealNodes > 1 {
 		return o, fmt.Errorf("RealNodes must be 0 or 1 (one real node per machine), got %d", o.RealNodes)
+	}
+	if o.KwokPodCIDR == "" {
+		o.KwokPodCIDR = "10.244.0.0/16"
+	}
+	if _, err := netip.ParsePrefix(o.KwokPodCIDR); err != nil {
+		return o, fmt.Errorf("KwokPodCIDR: %w", err)
 	}
 	if o.RealNodeWait == 0 {
 		o.RealNodeWait = 30 * time.Minute

@@ -57,6 +57,8 @@ func (b *Builder) All(ctx context.Context) error {
 			"github.com/containernetworking/plugins/plugins/main/loopback@"+testbed.CNIPluginsVersion,
 		)},
 		{"pause", testbed.PauseVersion, b.pause},
+		// The load harness's ingress proxy.
+		{"caddy", testbed.CaddyVersion, b.goInstall(staticEnv, "", "github.com/caddyserver/caddy/v2/cmd/caddy@"+testbed.CaddyVersion)},
 	}
 	root, err := filepath.Abs(b.Root)
 	if err != nil {

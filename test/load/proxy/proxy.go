@@ -1,0 +1,179 @@
+// Package proxy runs the load harness's ingress tier: one Caddy process per ingress pod, on the
+// pod's own address, routing each backend Service's in-cluster host name to that Service's pods,
+// with per-host metrics that the metrics adapter's caddy profile reads.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+// Route sends requests for Host (a Service's in-cluster name, e.g. checkout.shop.svc.cluster.local)
+// to Upstreams (host:port of the Service's pods).
+type Route struct {
+	Host      string
+	Upstreams []string
+}
+
+// Ports of an ingress pod's Caddy on the pod's address.
+const (
+	// HTTPPort serves the proxied traffic.
+	HTTPPort = 8080
+	// AdminPort serves Caddy's admin API and its Prometheus /metrics.
+	AdminPort = 2019
+)
+
+// Config is the Caddy JSON configuration of an ingress pod at addr with routes, keeping Caddy's
+// storage under dataDir.
+func Config(addr, dataDir string, routes []Route) ([]byte, error) {
+	if net.ParseIP(addr) == nil {
+		return nil, fmt.Errorf("ingress address %q is not an IP address", addr)
+	}
+	sorted := append([]Route(nil), routes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Host < sorted[j].Host })
+	var caddyRoutes []any
+	for _, r := range sorted {
+		if r.Host == "" {
+			return nil, fmt.Errorf("a route has no host")
+		}
+		upstreams := []any{}
+		for _, u := range r.Upstreams {
+			upstreams = append(upstreams, map[string]any{"dial": u})
+		}
+		handler := map[string]any{"handler": "reverse_proxy", "upstreams": upstreams,
+			"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": "least_conn"}}}
+		if len(r.Upstreams) == 0 {
+			// No ready pod: answer 503 as an ingress with no endpoints does.
+			handler = map[string]any{"handler": "static_response", "status_code": 503}
+		}
+		caddyRoutes = append(caddyRoutes, map[string]any{
+			"match":    []any{map[string]any{"host": []any{r.Host}}},
+			"handle":   []any{handler},
+			"terminal": true,
+		})
+	}
+	cfg := map[string]any{
+		// The admin API checks the Host header against its origins: the pod's address, which is
+		// also how the adapter scrapes /metrics.
+		"admin": map[string]any{
+			"listen":  net.JoinHostPort(addr, strconv.Itoa(AdminPort)),
+			"origins": []any{net.JoinHostPort(addr, strconv.Itoa(AdminPort))},
+		},
+		"storage": map[string]any{"module": "file_system", "root": dataDir},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
+		"apps": map[string]any{"http": map[string]any{
+			"metrics": map[string]any{"per_host": true},
+			"servers": map[string]any{"ingress": map[string]any{
+				"listen":              []any{net.JoinHostPort(addr, strconv.Itoa(HTTPPort))},
+				"routes":              caddyRoutes,
+				"automatic_https":     map[string]any{"disable": true},
+				"protocols":           []any{"h1"},
+				"idle_timeout":        "2m",
+				"read_header_timeout": "10s",
+			}},
+		}},
+	}
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// Caddy is one ingress pod's proxy process.
+type Caddy struct {
+	addr, dir string
+	proc      *testbed.Process
+	client    *http.Client
+}
+
+// startTimeout bounds how long Caddy may take to answer on its admin API.
+const startTimeout = 30 * time.Second
+
+// Start runs Caddy (binary) for an ingress pod at addr under env, with its files in dir, and
+// returns once its admin API answers (30 s at most).
+func Start(ctx context.Context, env *testbed.Env, binary, name, addr, dir string, routes []Route) (*Caddy, error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	cfg, err := Config(addr, filepath.Join(dir, "data"), routes)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "caddy.json")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	proc, err := env.Run(name, binary, "run", "--config", path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Caddy{addr: addr, dir: dir, proc: proc, client: &http.Client{Timeout: 5 * time.Second}}
+	for {
+		if proc.Exited() {
+			return nil, fmt.Errorf("caddy %s exited at start; see %s", name, env.LogPath(name))
+		}
+		if resp, err := c.admin(ctx, http.MethodGet, "/config/", nil); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return c, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			_ = proc.Stop()
+			return nil, fmt.Errorf("caddy %s: admin API not answering at %s: %w", name, c.AdminURL(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// AdminURL is the admin API's base URL; /metrics is under it.
+func (c *Caddy) AdminURL() string {
+	return "http://" + net.JoinHostPort(c.addr, strconv.Itoa(AdminPort))
+}
+
+// URL is where the proxied traffic goes.
+func (c *Caddy) URL() string {
+	return "http://" + net.JoinHostPort(c.addr, strconv.Itoa(HTTPPort))
+}
+
+func (c *Caddy) admin(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.AdminURL()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.client.Do(req)
+}
+
+// Load replaces the routes (a backend's pods came or went) without dropping connections.
+func (c *Caddy) Load(ctx context.Context, routes []Route) error {
+	cfg, err := Config(c.addr, filepath.Join(c.dir, "data"), routes)
+	if err != nil {
+		return err
+	}
+	resp, err := c.admin(ctx, http.MethodPost, "/load", cfg)
+	if err != nil {
+		return fmt.Errorf("loading routes into caddy at %s: %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("loading routes into caddy at %s: HTTP %d: %s", c.addr, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// Stop ends the process.
+func (c *Caddy) Stop() error { return c.proc.Stop() }
