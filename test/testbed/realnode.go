@@ -10,9 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -68,7 +68,6 @@ type realNode struct {
 	state     realNodeState
 	lock      *os.File
 	forwarder net.Listener
-	conns     sync.WaitGroup
 	ctr       string
 }
 
@@ -208,11 +207,7 @@ func (rn *realNode) forwardAPIServer(target string) error {
 			if err != nil {
 				return
 			}
-			rn.conns.Add(1)
-			go func() {
-				defer rn.conns.Done()
-				relay(in, target)
-			}()
+			go relay(in, target)
 		}
 	}()
 	return nil
@@ -683,13 +678,7 @@ func unmountUnder(dir string) error {
 			return nil
 		}
 		// Longest path first: children before parents.
-		for i := range points {
-			for j := i + 1; j < len(points); j++ {
-				if len(points[j]) > len(points[i]) {
-					points[i], points[j] = points[j], points[i]
-				}
-			}
-		}
+		sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
 		for _, p := range points {
 			_ = syscall.Unmount(p, syscall.MNT_DETACH)
 		}
