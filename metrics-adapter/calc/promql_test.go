@@ -11,11 +11,12 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/util/teststorage"
+
+	"github.com/lockstep-dev/lockstep/metrics-adapter/internal/promfake"
 )
 
-// The cross-checks load the same samples into Prometheus' own TSDB and evaluate the query
-// with the real PromQL engine, then compare with this package's answer.
+// The cross-checks load the same samples into an in-memory store and evaluate the query with
+// the real PromQL engine, then compare with this package's answer.
 
 func promEngine(t *testing.T) *promql.Engine {
 	t.Helper()
@@ -24,20 +25,16 @@ func promEngine(t *testing.T) *promql.Engine {
 	return ng
 }
 
-func appendSeries(t *testing.T, st *teststorage.TestStorage, ls labels.Labels, samples []Sample) {
+func appendSeries(t *testing.T, st *promfake.Store, ls labels.Labels, samples []Sample) {
 	t.Helper()
-	app := st.Appender(context.Background())
 	for _, s := range samples {
-		if _, err := app.Append(0, ls, s.T, s.V); err != nil {
+		if err := st.Append(ls, s.T, s.V); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
 }
 
-func promScalar(t *testing.T, ng *promql.Engine, st *teststorage.TestStorage, q string, at int64) (float64, bool) {
+func promScalar(t *testing.T, ng *promql.Engine, st *promfake.Store, q string, at int64) (float64, bool) {
 	t.Helper()
 	query, err := ng.NewInstantQuery(context.Background(), st, nil, q, time.UnixMilli(at))
 	if err != nil {
@@ -93,7 +90,7 @@ func close(a, b float64) bool {
 }
 
 func TestRateMatchesPromQL(t *testing.T) {
-	st := teststorage.New(t)
+	st := promfake.NewStore()
 	ng := promEngine(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	const base = int64(1_700_000_000_000)
@@ -124,7 +121,7 @@ func TestRateMatchesPromQL(t *testing.T) {
 }
 
 func TestHistogramQuantileMatchesPromQL(t *testing.T) {
-	st := teststorage.New(t)
+	st := promfake.NewStore()
 	ng := promEngine(t)
 	r := rand.New(rand.NewPCG(3, 4))
 	const base = int64(1_700_000_000_000)

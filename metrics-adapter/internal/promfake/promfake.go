@@ -1,10 +1,9 @@
 // Package promfake is a stand-in Prometheus for tests: it serves /api/v1/query by evaluating
-// the query with the real PromQL engine over samples held in Prometheus' own TSDB, so that a
-// source is tested against the answers a real Prometheus would give. Only tests import it.
+// the query with the real PromQL engine over samples held in memory (Store), so that a source
+// is tested against the answers a real Prometheus would give. Only tests import it.
 package promfake
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,13 +13,12 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/util/teststorage"
 	"k8s.io/utils/clock"
 )
 
 // Server answers instant queries; set Down to make it answer 503.
 type Server struct {
-	st *teststorage.TestStorage
+	st *Store
 	ng *promql.Engine
 	// Down makes every request fail with 503.
 	Down atomic.Bool
@@ -32,29 +30,19 @@ type Server struct {
 
 // New returns an empty server; Close releases its storage.
 func New() (*Server, error) {
-	st, err := teststorage.NewWithError()
-	if err != nil {
-		return nil, fmt.Errorf("opening the TSDB: %w", err)
-	}
 	ng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1 << 22, Timeout: 10 * time.Second, LookbackDelta: 5 * time.Minute})
-	return &Server{st: st, ng: ng, Clock: clock.RealClock{}}, nil
+	return &Server{st: NewStore(), ng: ng, Clock: clock.RealClock{}}, nil
 }
 
-// Close releases the engine and the storage.
+// Close releases the engine.
 func (s *Server) Close() error {
-	_ = s.ng.Close()
-	return s.st.Close()
+	return s.ng.Close()
 }
 
 // Append stores one sample of the series named by labels (name first: "__name__", "x", ...).
 func (s *Server) Append(at time.Time, v float64, nameAndLabels ...string) error {
-	app := s.st.Appender(context.Background())
-	if _, err := app.Append(0, labels.FromStrings(nameAndLabels...), at.UnixMilli(), v); err != nil {
-		_ = app.Rollback()
+	if err := s.st.Append(labels.FromStrings(nameAndLabels...), at.UnixMilli(), v); err != nil {
 		return fmt.Errorf("appending: %w", err)
-	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
 	}
 	return nil
 }
