@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,13 @@ type Builder struct {
 	Root string
 	// Out receives one line per step and the output of failed go commands.
 	Out io.Writer
+	// Align is a build list (module path → version), normally the calling repository's. Each
+	// component built through a wrapper module requires every module it shares with that list
+	// at the list's version (the go command still takes a newer one where the component needs
+	// it). The shared packages are then the same compile actions as the repository's own
+	// static builds (CGO_ENABLED=0, -trimpath) and come from the Go build cache instead of being
+	// compiled once more per component. Empty: each component keeps its own versions.
+	Align map[string]string
 }
 
 // All builds every binary the test bed uses that is not already present.
@@ -38,14 +46,15 @@ func (b *Builder) All(ctx context.Context) error {
 		version   string
 		build     func(context.Context, string) error
 	}{
-		{"etcd", testbed.EtcdVersion, b.etcd},
+		// etcd's own go.mod has replace directives, so `go install ...@version` refuses it.
+		{"etcd", testbed.EtcdVersion, b.moduleBuild("etcd", "go.etcd.io/etcd/server/v3", testbed.EtcdVersion, "go.etcd.io/etcd/server/v3")},
 		{"kubernetes", testbed.KubernetesVersion, b.kubernetes(
 			"k8s.io/kubernetes/cmd/kube-apiserver",
 			"k8s.io/kubernetes/cmd/kube-controller-manager",
 			"k8s.io/kubernetes/cmd/kube-scheduler",
 		)},
-		{"kwok", testbed.KwokVersion, b.goInstall(staticEnv, "", "sigs.k8s.io/kwok/cmd/kwok@"+testbed.KwokVersion)},
-		{"metrics-server", testbed.MetricsServerVersion, b.goInstall(staticEnv, "", "sigs.k8s.io/metrics-server/cmd/metrics-server@"+testbed.MetricsServerVersion)},
+		{"kwok", testbed.KwokVersion, b.moduleBuild("kwok", "sigs.k8s.io/kwok", testbed.KwokVersion, "sigs.k8s.io/kwok/cmd/kwok")},
+		{"metrics-server", testbed.MetricsServerVersion, b.moduleBuild("metrics-server", "sigs.k8s.io/metrics-server", testbed.MetricsServerVersion, "sigs.k8s.io/metrics-server/cmd/metrics-server")},
 		// The real node. The kubelet has its own directory so that adding it did not rebuild
 		// the control plane's.
 		{"kubelet", testbed.KubernetesVersion, b.kubernetes("k8s.io/kubernetes/cmd/kubelet")},
@@ -146,18 +155,97 @@ func (b *Builder) wrapperDir(name string) (string, error) {
 	return dir, nil
 }
 
-// etcd builds the etcd server through a wrapper module (etcd's own go.mod has replace
-// directives, so `go install ...@version` refuses it).
-func (b *Builder) etcd(ctx context.Context, out string) error {
-	dir, err := b.wrapperDir("etcd-" + testbed.EtcdVersion)
+// moduleBuild returns a step that builds the command pkg of module at version through a
+// wrapper module that requires it (aligned with b.Align), as <output directory>/name.
+func (b *Builder) moduleBuild(name, module, version, pkg string) func(context.Context, string) error {
+	return func(ctx context.Context, out string) error {
+		dir, err := b.wrapperDir(name + "-" + version)
+		if err != nil {
+			return err
+		}
+		mod := fmt.Sprintf("module lockstep.local/testbed/%s\n\ngo 1.26.0\n\nrequire %s %s\n", name, module, version)
+		if err := b.writeWrapper(ctx, dir, mod); err != nil {
+			return err
+		}
+		return b.goCmd(ctx, dir, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(out, name), pkg)
+	}
+}
+
+// writeWrapper writes a wrapper module's go.mod and aligns its requirements with b.Align.
+func (b *Builder) writeWrapper(ctx context.Context, dir, goMod string) error {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Join(dir, "go.mod"), err)
+	}
+	if len(b.Align) == 0 {
+		return nil
+	}
+	required := map[string]string{}
+	for range 10 {
+		list, err := buildList(ctx, dir)
+		if err != nil {
+			return err
+		}
+		raise := AlignRequirements(list, b.Align, required)
+		if len(raise) == 0 {
+			return nil
+		}
+		args := []string{"mod", "edit"}
+		for _, m := range raise {
+			required[m.Path] = m.Version
+			args = append(args, "-require="+m.Path+"@"+m.Version)
+		}
+		if err := b.goCmd(ctx, dir, args...); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("aligning %s with the repository's build list did not settle in 10 rounds", dir)
+}
+
+// Module is a module path at a version.
+type Module struct{ Path, Version string }
+
+// AlignRequirements returns the requirements to add to a wrapper module whose build list is
+// list so that every module it shares with align is required at align's version; required
+// holds those added before, which are not added again (the component needs a newer version).
+func AlignRequirements(list, align, required map[string]string) []Module {
+	var out []Module
+	for path, v := range list {
+		want, ok := align[path]
+		if !ok || want == "" || v == "" || want == v || required[path] == want {
+			continue
+		}
+		out = append(out, Module{path, want})
+	}
+	slices.SortFunc(out, func(a, b Module) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// buildList is `go list -m all` of the module in dir: path → selected version (empty for the
+// main module).
+func buildList(ctx context.Context, dir string) (map[string]string, error) {
+	return ModuleList(ctx, dir, goEnv())
+}
+
+// ModuleList runs `go list -m all` in dir with env and returns path → selected version (empty
+// for the main module).
+func ModuleList(ctx context.Context, dir string, env []string) (map[string]string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Path}} {{.Version}}", "all")
+	cmd.Dir = dir
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("go list -m all in %s: %w: %s", dir, err, strings.TrimSpace(stderr.String()))
 	}
-	mod := fmt.Sprintf("module lockstep.local/testbed/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n", testbed.EtcdVersion)
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-		return fmt.Errorf("writing etcd wrapper: %w", err)
+	list := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		path, version, _ := strings.Cut(line, " ")
+		if path != "" {
+			list[path] = version
+		}
 	}
-	return b.goCmd(ctx, dir, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(out, "etcd"), "go.etcd.io/etcd/server/v3")
+	return list, nil
 }
 
 // stagingRequire matches the `k8s.io/<module> v0.0.0` requirements in kubernetes' go.mod; each
@@ -165,8 +253,11 @@ func (b *Builder) etcd(ctx context.Context, out string) error {
 var stagingRequire = regexp.MustCompile(`^\s*(k8s\.io/[A-Za-z0-9._/-]+) v0\.0\.0\s*$`)
 
 // KubernetesWrapper returns the go.mod of a module that builds k8s.io/kubernetes at version
-// from the proxy: it pins each staging module to its published v0.<minor>.<patch> release.
-// kubeGoMod is the content of kubernetes' own go.mod at that version.
+// from the proxy: it requires each staging module at its published v0.<minor>.<patch> release
+// and replaces only the v0.0.0 that kubernetes' go.mod names, so the selected staging modules
+// are the plain releases (the same module versions, and so the same compile actions, as in
+// any module that requires them). kubeGoMod is the content of kubernetes' own go.mod at that
+// version.
 func KubernetesWrapper(version string, kubeGoMod []byte) (string, error) {
 	if !strings.HasPrefix(version, "v1.") {
 		return "", fmt.Errorf("unexpected kubernetes version %q", version)
@@ -174,7 +265,7 @@ func KubernetesWrapper(version string, kubeGoMod []byte) (string, error) {
 	// Kubernetes v1.Y.Z publishes its staging modules as v0.Y.Z.
 	staging := "v0." + strings.TrimPrefix(version, "v1.")
 	goDirective := "go 1.26.0"
-	var replaces []string
+	var requires, replaces []string
 	sc := bufio.NewScanner(bytes.NewReader(kubeGoMod))
 	for sc.Scan() {
 		line := sc.Text()
@@ -182,14 +273,15 @@ func KubernetesWrapper(version string, kubeGoMod []byte) (string, error) {
 			goDirective = strings.TrimSpace(line)
 		}
 		if m := stagingRequire.FindStringSubmatch(line); m != nil {
-			replaces = append(replaces, fmt.Sprintf("\t%s => %s %s", m[1], m[1], staging))
+			requires = append(requires, fmt.Sprintf("\t%s %s", m[1], staging))
+			replaces = append(replaces, fmt.Sprintf("\t%s v0.0.0 => %s %s", m[1], m[1], staging))
 		}
 	}
 	if len(replaces) == 0 {
 		return "", fmt.Errorf("no staging modules found in kubernetes %s go.mod", version)
 	}
-	return fmt.Sprintf("module lockstep.local/testbed/kubernetes\n\n%s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s\n)\n",
-		goDirective, version, strings.Join(replaces, "\n")), nil
+	return fmt.Sprintf("module lockstep.local/testbed/kubernetes\n\n%s\n\nrequire k8s.io/kubernetes %s\n\nrequire (\n%s\n)\n\nreplace (\n%s\n)\n",
+		goDirective, version, strings.Join(requires, "\n"), strings.Join(replaces, "\n")), nil
 }
 
 // kubernetes returns a step that builds the given k8s.io/kubernetes commands.
@@ -222,8 +314,8 @@ func (b *Builder) kubernetesCommands(ctx context.Context, out string, pkgs []str
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-		return fmt.Errorf("writing kubernetes wrapper: %w", err)
+	if err := b.writeWrapper(ctx, dir, mod); err != nil {
+		return err
 	}
 	major, minor, _ := strings.Cut(strings.TrimPrefix(version, "v"), ".")
 	minor, _, _ = strings.Cut(minor, ".")

@@ -67,8 +67,16 @@ func defaultRoot() string {
 func runBuild(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("build", flag.ExitOnError)
 	root := fs.String("root", defaultRoot(), "directory that receives <component>-<version>/ binary directories")
+	align := fs.String("align-with", ".", "directory of a Go module whose dependency versions the components' wrapper modules require, so the packages they share compile once (empty: the components' own versions)")
 	_ = fs.Parse(args)
 	b := &build.Builder{Root: *root, Out: os.Stdout}
+	if *align != "" {
+		list, err := build.ModuleList(ctx, *align, os.Environ())
+		if err != nil {
+			return fmt.Errorf("reading the build list to align with: %w", err)
+		}
+		b.Align = list
+	}
 	return b.All(ctx)
 }
 
