@@ -65,11 +65,12 @@ type Server struct {
 	clock    clock.Clock
 	duration *prometheus.HistogramVec
 
-	mu        sync.Mutex
-	cfg       Config
-	inService int
-	waiting   int
-	wake      *sync.Cond
+	mu         sync.Mutex
+	cfg        Config
+	inService  int
+	waiting    int
+	wake       *sync.Cond
+	cpuSeconds float64
 }
 
 // New returns a server with the capacity cfg, registering its metrics with reg.
@@ -101,6 +102,15 @@ func (s *Server) SetCPU(cores float64) error {
 	return nil
 }
 
+// CPUSeconds is the CPU time the requests served so far have used: Work for each, counted when
+// it enters service. Its rate is the pod's CPU usage, which the load harness reports as the
+// pod's usage for resource metrics (CPU-utilisation HPAs, VPA recommendations).
+func (s *Server) CPUSeconds() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cpuSeconds
+}
+
 // ErrOverloaded is returned when the line is full.
 var ErrOverloaded = errors.New("overloaded: the queue is full")
 
@@ -122,6 +132,7 @@ func (s *Server) Serve() (time.Duration, error) {
 	}
 	s.inService++
 	d := ServiceTime(s.cfg.Work, s.cfg.CPU, s.inService)
+	s.cpuSeconds += s.cfg.Work.Seconds()
 	s.mu.Unlock()
 
 	s.clock.Sleep(d)

@@ -84,6 +84,10 @@ func TestQueueAndOverload(t *testing.T) {
 	if served != 4 || refused != 2 {
 		t.Fatalf("served %d, refused %d; want 4 and 2", served, refused)
 	}
+	// Only served requests use CPU: 4 × 300 ms.
+	if got := s.CPUSeconds(); got < 1.2-1e-9 || got > 1.2+1e-9 {
+		t.Fatalf("CPU seconds %g, want 1.2", got)
+	}
 	if slowest < 600*time.Millisecond {
 		t.Fatalf("the queued requests took %s, want at least two service times", slowest)
 	}

@@ -9,23 +9,42 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/lockstep-dev/lockstep/test/load/procstat"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 // Route sends requests for Host (a Service's in-cluster name, e.g. checkout.shop.svc.cluster.local)
-// to Upstreams (host:port of the Service's pods).
+// to the Service's pods: fixed Upstreams (host:port), or the addresses DNS gives for Lookup.
 type Route struct {
 	Host      string
 	Upstreams []string
+	// Lookup, when set, takes the pods from DNS instead of Upstreams.
+	Lookup *Lookup
 }
+
+// Lookup finds a Service's pods in DNS, as an ingress controller follows a Service's
+// endpoints: Caddy resolves Name's A records at Resolver (host:port) at most once a second and
+// sends requests to Port on each address. A new pod gets traffic within a second and no config
+// is loaded, so Caddy's metrics keep counting.
+type Lookup struct {
+	Name     string
+	Port     int
+	Resolver string
+}
+
+// lookupRefresh is how long Caddy keeps a lookup's answer.
+const lookupRefresh = "1s"
 
 // Ports of an ingress pod's Caddy on the pod's address.
 const (
@@ -54,7 +73,23 @@ func Config(addr, dataDir string, routes []Route) ([]byte, error) {
 		}
 		handler := map[string]any{"handler": "reverse_proxy", "upstreams": upstreams,
 			"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": "least_conn"}}}
-		if len(r.Upstreams) == 0 {
+		if l := r.Lookup; l != nil {
+			if l.Name == "" || l.Port <= 0 || l.Port > 65535 {
+				return nil, fmt.Errorf("route %s: a lookup needs a name and a port", r.Host)
+			}
+			if _, err := netip.ParseAddrPort(l.Resolver); err != nil {
+				return nil, fmt.Errorf("route %s: resolver %q is not an IP address and port", r.Host, l.Resolver)
+			}
+			delete(handler, "upstreams")
+			handler["dynamic_upstreams"] = map[string]any{
+				"source":   "a",
+				"name":     l.Name,
+				"port":     strconv.Itoa(l.Port),
+				"refresh":  lookupRefresh,
+				"resolver": map[string]any{"addresses": []any{"udp/" + l.Resolver}},
+				"versions": map[string]any{"ipv4": true},
+			}
+		} else if len(r.Upstreams) == 0 {
 			// No ready pod: answer 503 as an ingress with no endpoints does.
 			handler = map[string]any{"handler": "static_response", "status_code": 503}
 		}
@@ -93,6 +128,7 @@ type Caddy struct {
 	addr, dir string
 	proc      *testbed.Process
 	client    *http.Client
+	cpu       atomic.Uint64 // the last CPU seconds read, as float64 bits
 }
 
 // startTimeout bounds how long Caddy may take to answer on its admin API.
@@ -177,3 +213,12 @@ func (c *Caddy) Load(ctx context.Context, routes []Route) error {
 
 // Stop ends the process.
 func (c *Caddy) Stop() error { return c.proc.Stop() }
+
+// CPUSeconds is the CPU time the Caddy process has used so far; the last value read when it
+// cannot be read (the process just ended).
+func (c *Caddy) CPUSeconds() float64 {
+	if secs, err := procstat.CPUSeconds(c.proc.Pid()); err == nil {
+		c.cpu.Store(math.Float64bits(secs))
+	}
+	return math.Float64frombits(c.cpu.Load())
+}

@@ -5,8 +5,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/lockstep-dev/lockstep/metrics-adapter/series"
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/load/demoapi"
+	"github.com/lockstep-dev/lockstep/test/load/dns"
 	"github.com/lockstep-dev/lockstep/test/load/proxy"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
@@ -30,8 +33,11 @@ func TestMain(m *testing.M) {
 
 const host = "checkout.shop.svc.cluster.local"
 
-// backend serves a demo API pod on addr and counts what it answered.
-func backend(t *testing.T, addr string) *http.Server {
+// backend serves a demo API pod on addr.
+func backend(t *testing.T, addr string) { countingBackend(t, addr, nil) }
+
+// countingBackend serves a demo API pod on addr and counts its requests in n (if not nil).
+func countingBackend(t *testing.T, addr string, n *atomic.Int64) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	api, err := demoapi.New(demoapi.Config{Work: time.Millisecond, CPU: 1, Concurrency: 8, QueueLimit: 100}, clock.RealClock{}, reg)
@@ -42,10 +48,14 @@ func backend(t *testing.T, addr string) *http.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: api.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	h := api.Handler(reg)
+	if n != nil {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1); inner.ServeHTTP(w, r) })
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return srv
 }
 
 func get(t *testing.T, url string, n int) (ok int) {
@@ -144,6 +154,91 @@ func caddyProfileTotals(t *testing.T, url string) map[string]float64 {
 	return got
 }
 
+// With a DNS lookup as its upstreams, Caddy follows a Service's pods as they come and go with
+// no config load, so its metrics count every request of the run.
+func TestCaddyFollowsPodsThroughDNS(t *testing.T) {
+	env := framework.Env(t)
+	ctx := context.Background()
+	bin, err := testbed.BinaryPath("", "caddy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := dns.Listen("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = names.Close() })
+	pods := map[string]*atomic.Int64{}
+	counted := func(addr string) {
+		pods[addr] = &atomic.Int64{}
+		countingBackend(t, addr+":8080", pods[addr])
+	}
+	set := func(addrs ...string) {
+		t.Helper()
+		var ips []netip.Addr
+		for _, a := range addrs {
+			ips = append(ips, netip.MustParseAddr(a))
+		}
+		if err := names.Set(host, ips); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counted("127.64.0.20")
+	set("127.64.0.20")
+	c, err := proxy.Start(ctx, env, bin, "caddy-dns-0", "127.64.0.3", filepath.Join(t.TempDir(), "caddy"),
+		[]proxy.Route{{Host: host, Lookup: &proxy.Lookup{Name: host, Port: 8080, Resolver: names.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	total := 0
+	send := func(n int) {
+		t.Helper()
+		if ok := get(t, c.URL(), n); ok != n {
+			t.Fatalf("%d of %d requests answered 200", ok, n)
+		}
+		total += n
+	}
+	send(20)
+
+	// A second pod becomes ready: within Caddy's 1 s refresh it gets requests too.
+	counted("127.64.0.21")
+	set("127.64.0.20", "127.64.0.21")
+	time.Sleep(1500 * time.Millisecond)
+	before := pods["127.64.0.21"].Load()
+	send(40)
+	if got := pods["127.64.0.21"].Load() - before; got == 0 {
+		t.Fatal("the new pod got none of 40 requests")
+	}
+
+	// The first pod goes: it leaves DNS first (as it leaves endpoints), then no request reaches it.
+	set("127.64.0.21")
+	time.Sleep(1500 * time.Millisecond)
+	before = pods["127.64.0.20"].Load()
+	send(20)
+	if got := pods["127.64.0.20"].Load() - before; got != 0 {
+		t.Fatalf("the removed pod got %d requests", got)
+	}
+	if names.Queries() == 0 {
+		t.Fatal("caddy never asked the DNS server")
+	}
+
+	// No config was loaded, so Caddy's metrics hold every request of the run.
+	got := caddyProfileTotals(t, c.AdminURL()+"/metrics")
+	if got["ok"] != float64(total) || got["errors"] != 0 || got["+Inf"] != float64(total) {
+		t.Fatalf("caddy profile read %v, want all %d requests, none failed", got, total)
+	}
+	// The process's CPU time is readable (the ingress pod's usage) and never goes back.
+	first := c.CPUSeconds()
+	if first <= 0 {
+		t.Fatalf("caddy's CPU time %v after starting and serving %d requests", first, total)
+	}
+	send(200)
+	if later := c.CPUSeconds(); later < first {
+		t.Fatalf("caddy's CPU time went from %v to %v", first, later)
+	}
+}
+
 func TestConfig(t *testing.T) {
 	cfg, err := proxy.Config("127.64.0.2", "/tmp/data", []proxy.Route{
 		{Host: "web.shop", Upstreams: []string{"127.64.0.9:8080"}},
@@ -165,5 +260,30 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := proxy.Config("127.0.0.1", "/tmp", []proxy.Route{{}}); err == nil {
 		t.Error("a route without a host was accepted")
+	}
+
+	cfg, err = proxy.Config("127.64.0.2", "/tmp/data", []proxy.Route{
+		{Host: "web.shop", Lookup: &proxy.Lookup{Name: "web.shop.svc.cluster.local", Port: 8080, Resolver: "127.0.0.1:5353"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"source": "a"`, `"name": "web.shop.svc.cluster.local"`, `"port": "8080"`, `"refresh": "1s"`, `"udp/127.0.0.1:5353"`} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("config lacks %s:\n%s", want, cfg)
+		}
+	}
+	if strings.Contains(string(cfg), `"upstreams"`) {
+		t.Errorf("a lookup route has fixed upstreams too:\n%s", cfg)
+	}
+	for name, l := range map[string]proxy.Lookup{
+		"no name":          {Port: 8080, Resolver: "127.0.0.1:53"},
+		"no port":          {Name: "a.b", Resolver: "127.0.0.1:53"},
+		"resolver by name": {Name: "a.b", Port: 8080, Resolver: "localhost:53"},
+		"resolver no port": {Name: "a.b", Port: 8080, Resolver: "127.0.0.1"},
+	} {
+		if _, err := proxy.Config("127.0.0.1", "/tmp", []proxy.Route{{Host: "a", Lookup: &l}}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
