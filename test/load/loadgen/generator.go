@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -21,6 +22,9 @@ type Generator struct {
 	Schedule Schedule
 	// Target returns the URL of the n-th request (from 0), e.g. to spread requests over hosts.
 	Target func(n int64) string
+	// Host, when set, is every request's Host header: the name an ingress routes by, while
+	// Target addresses one of its pods.
+	Host string
 	// Allowed are the networks targets may be in; loopback when empty. A target outside them,
 	// or named by a host name rather than an address, is refused before anything is sent.
 	Allowed []netip.Prefix
@@ -33,6 +37,8 @@ type Generator struct {
 	MaxInFlight int
 	// Clock times sends and latencies; the real clock when nil.
 	Clock clock.Clock
+
+	live atomic.Pointer[recorder]
 }
 
 // Window is one second of a run, by send time.
@@ -50,7 +56,8 @@ type Window struct {
 	hist     histogram
 }
 
-// Result is a finished run.
+// Result is a finished run. Its windows keep their latency histograms (about 1.3 KB a second of
+// schedule), so that Between can give quantiles over any span.
 type Result struct {
 	Windows []Window
 	// Totals over the run; P50 and P99 over every answered request.
@@ -114,6 +121,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 		}}
 	}
 	rec := newRecorder(g.Schedule)
+	g.live.Store(rec)
 	slots := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	start := clk.Now()
@@ -149,7 +157,7 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-slots }()
 			sent := clk.Now()
-			status, err := send(ctx, client, target)
+			status, err := send(ctx, client, target, g.Host)
 			rec.answer(second, status, err, clk.Since(sent))
 		}()
 	}
@@ -157,10 +165,13 @@ func (g *Generator) Run(ctx context.Context) (*Result, error) {
 	return rec.result(), nil
 }
 
-func send(ctx context.Context, client *http.Client, target string) (int, error) {
+func send(ctx context.Context, client *http.Client, target, host string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return 0, err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -229,9 +240,50 @@ func (r *recorder) result() *Result {
 		res.Failed += w.Failed
 		res.Errors += w.Errors
 		res.Dropped += w.Dropped
-		w.hist = histogram{}
 		res.Windows[i] = w
+		res.Windows[i].hist = w.hist.clone()
 	}
 	res.P50, res.P99 = all.quantile(0.5), all.quantile(0.99)
 	return res
+}
+
+// Live returns the window of the running (or last) run's second as recorded so far: requests
+// sent in it may still be waiting for their answers. False when no run started or second is
+// outside the schedule.
+func (g *Generator) Live(second int) (Window, bool) {
+	rec := g.live.Load()
+	if rec == nil {
+		return Window{}, false
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if second < 0 || second >= len(rec.windows) {
+		return Window{}, false
+	}
+	w := rec.windows[second]
+	w.P50, w.P99 = w.hist.quantile(0.5), w.hist.quantile(0.99)
+	w.hist = histogram{}
+	return w, true
+}
+
+// Between sums the windows of seconds [from, to) into one, with the quantiles of all their
+// answered requests; seconds outside the run are left out.
+func (r *Result) Between(from, to int) Window {
+	sum := Window{Second: from, hist: newHistogram()}
+	for _, w := range r.Windows {
+		if w.Second < from || w.Second >= to {
+			continue
+		}
+		sum.Sent += w.Sent
+		sum.OK += w.OK
+		sum.Failed += w.Failed
+		sum.Errors += w.Errors
+		sum.Dropped += w.Dropped
+		if w.hist.counts != nil {
+			sum.hist.merge(w.hist)
+		}
+	}
+	sum.P50, sum.P99 = sum.hist.quantile(0.5), sum.hist.quantile(0.99)
+	sum.hist = histogram{}
+	return sum
 }

@@ -52,6 +52,10 @@ func (h *histogram) merge(o histogram) {
 	h.n += o.n
 }
 
+func (h *histogram) clone() histogram {
+	return histogram{counts: append([]uint32(nil), h.counts...), n: h.n}
+}
+
 // quantile returns the upper edge of the bucket holding quantile q (0 < q ≤ 1); zero when empty.
 func (h *histogram) quantile(q float64) time.Duration {
 	if h.n == 0 {

@@ -120,11 +120,16 @@ func TestCheckTarget(t *testing.T) {
 	}
 }
 
-// The generator sends the schedule's count whatever the server does, and sorts outcomes.
+// The generator sends the schedule's count whatever the server does, with the Host header an
+// ingress routes by, and sorts outcomes.
 func TestGeneratorOpenLoop(t *testing.T) {
-	var hits atomic.Int64
+	const host = "checkout.shop.svc.cluster.local"
+	var hits, otherHosts atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := hits.Add(1)
+		if r.Host != host {
+			otherHosts.Add(1)
+		}
 		time.Sleep(20 * time.Millisecond)
 		if n%10 == 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -134,16 +139,37 @@ func TestGeneratorOpenLoop(t *testing.T) {
 	g := &Generator{
 		Schedule: Schedule{{Name: "steady", Duration: 2 * time.Second, From: 100, To: 100}},
 		Target:   func(int64) string { return srv.URL + "/" },
+		Host:     host,
 	}
 	res, err := g.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := otherHosts.Load(); n != 0 {
+		t.Fatalf("%d requests came without Host %s", n, host)
 	}
 	if res.Sent != 200 || res.OK+res.Failed+res.Errors+res.Dropped != res.Sent || res.Failed != 20 || res.Errors != 0 {
 		t.Fatalf("sent %d: ok %d, failed %d, errors %d, dropped %d; want 200 sent, 20 failed", res.Sent, res.OK, res.Failed, res.Errors, res.Dropped)
 	}
 	if res.P50 < 20*time.Millisecond || res.Windows[0].Sent != 100 || res.Windows[0].Phase != "steady" {
 		t.Fatalf("p50 %s, first window %+v", res.P50, res.Windows[0])
+	}
+	// Any span sums its seconds, with quantiles over their requests.
+	if all := res.Between(0, 3); all.Sent != res.Sent || all.OK != res.OK || all.Failed != res.Failed || all.P99 != res.P99 || all.P50 != res.P50 {
+		t.Fatalf("the whole run as one span: %+v; run: %+v", all, res)
+	}
+	if first := res.Between(0, 1); first.Sent != 100 || first.P99 != res.Windows[0].P99 {
+		t.Fatalf("the first second as a span: %+v; window: %+v", first, res.Windows[0])
+	}
+	if none := res.Between(5, 9); none.Sent != 0 || none.P99 != 0 {
+		t.Fatalf("a span after the run: %+v", none)
+	}
+	// The live view shows the same second once its answers are in.
+	if live, ok := g.Live(1); !ok || live.Sent != res.Windows[1].Sent || live.P99 != res.Windows[1].P99 {
+		t.Fatalf("live second 1: %+v, %v; result's: %+v", live, ok, res.Windows[1])
+	}
+	if _, ok := g.Live(99); ok {
+		t.Fatal("a second after the schedule has a live window")
 	}
 }
 
