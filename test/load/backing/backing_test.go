@@ -137,7 +137,26 @@ func TestServicePodsAreBackedAndPublished(t *testing.T) {
 		return nil
 	})
 
-	// Resize the last pod's CPU in place: the running server follows.
+	pod := checkResize(ctx, t, ns, runner)
+	checkUsageUnderLoad(t, ns, pod, last[0])
+
+	if backed := runner.Backed(); len(backed) != 1 {
+		t.Fatalf("backed pods %v, want only the checkout pod", backed)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code := call(t, last[0]); code != 0 {
+		t.Fatalf("after Run returned, the pod at %s still answers (%d)", last[0], code)
+	}
+}
+
+// checkResize resizes one running checkout pod's CPU in place and waits for its server to
+// follow; it returns that pod's name.
+func checkResize(ctx context.Context, t *testing.T, ns string, runner *backing.Runner) string {
+	t.Helper()
+	cs := framework.Clientset(t)
 	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=checkout"})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +179,13 @@ func TestServicePodsAreBackedAndPublished(t *testing.T) {
 		}
 		return fmt.Errorf("no resize of %s among %v", pod.Name, runner.Events())
 	})
+	return pod.Name
+}
 
+// checkUsageUnderLoad sends requests to the pod at ip until its usage annotation shows them.
+func checkUsageUnderLoad(t *testing.T, ns, pod, ip string) {
+	t.Helper()
+	cs := framework.Clientset(t)
 	// Load on the pod shows as its CPU usage (kwok's usage annotation, for metrics-server).
 	stopLoad := make(chan struct{})
 	loadDone := make(chan struct{})
@@ -171,12 +196,12 @@ func TestServicePodsAreBackedAndPublished(t *testing.T) {
 			case <-stopLoad:
 				return
 			default:
-				call(t, last[0])
+				call(t, ip)
 			}
 		}
 	}()
 	framework.Eventually(t, 30*time.Second, func(ctx context.Context) error {
-		p, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -189,16 +214,6 @@ func TestServicePodsAreBackedAndPublished(t *testing.T) {
 	close(stopLoad)
 	<-loadDone
 
-	if backed := runner.Backed(); len(backed) != 1 {
-		t.Fatalf("backed pods %v, want only the checkout pod", backed)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if code := call(t, last[0]); code != 0 {
-		t.Fatalf("after Run returned, the pod at %s still answers (%d)", last[0], code)
-	}
 }
 
 // startRunner runs a Runner backing service pods of ns, with opts' other fields, until ctx

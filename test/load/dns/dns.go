@@ -191,11 +191,11 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 		resp := Answer(msg, s.lookup, 65535)
-		if resp == nil {
+		if resp == nil || len(resp) > 65535 { // Answer keeps to the limit; TCP's length is 16 bits
 			return
 		}
 		s.queries.Add(1)
-		out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(resp)), uint16(len(resp)))
+		out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(resp)), uint16(len(resp))) //nolint:gosec // at most 65535, checked above
 		if _, err := c.Write(append(out, resp...)); err != nil {
 			return
 		}

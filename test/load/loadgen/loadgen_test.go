@@ -154,6 +154,12 @@ func TestGeneratorOpenLoop(t *testing.T) {
 	if res.P50 < 20*time.Millisecond || res.Windows[0].Sent != 100 || res.Windows[0].Phase != "steady" {
 		t.Fatalf("p50 %s, first window %+v", res.P50, res.Windows[0])
 	}
+	checkSpans(t, g, res)
+}
+
+// checkSpans checks Between and Live against a finished run's windows.
+func checkSpans(t *testing.T, g *Generator, res *Result) {
+	t.Helper()
 	// Any span sums its seconds, with quantiles over their requests.
 	if all := res.Between(0, 3); all.Sent != res.Sent || all.OK != res.OK || all.Failed != res.Failed || all.P99 != res.P99 || all.P50 != res.P50 {
 		t.Fatalf("the whole run as one span: %+v; run: %+v", all, res)
