@@ -1,0 +1,33 @@
+package timeline
+
+import (
+	"context"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Gather reads what Observe needs of namespace: its Deployments, HPAs and pods, and the nodes.
+// Backed is left for the caller, who knows which pods answer.
+func Gather(ctx context.Context, cs kubernetes.Interface, namespace string) (Cluster, error) {
+	var c Cluster
+	deploys, err := cs.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return c, fmt.Errorf("listing deployments: %w", err)
+	}
+	hpas, err := cs.AutoscalingV2().HorizontalPodAutoscalers(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return c, fmt.Errorf("listing HPAs: %w", err)
+	}
+	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return c, fmt.Errorf("listing pods: %w", err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return c, fmt.Errorf("listing nodes: %w", err)
+	}
+	c.Deployments, c.HPAs, c.Pods, c.Nodes = deploys.Items, hpas.Items, pods.Items, nodes.Items
+	return c, nil
+}

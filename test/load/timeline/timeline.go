@@ -1,0 +1,192 @@
+// Package timeline records a load scenario second by second, for each side (Lockstep and the
+// baseline): replicas per tier as the HPA decided them and as pods ran and answered, pods
+// pending and on serverless capacity, nodes, and the load's rate, answers and latency. It turns
+// the record into the scenario's summary. Observe and Summarize are pure; the Sampler gathers.
+package timeline
+
+import (
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Tier is a side's workload: its Deployment and the HPA of the same name.
+type Tier struct {
+	// Name is the tier's role in the scenario ("ingress", "service").
+	Name string `json:"name"`
+	// Workload names the Deployment and its HPA.
+	Workload string `json:"workload"`
+}
+
+// TierSample is one tier at one second.
+type TierSample struct {
+	// Desired is what the tier's HPA decided (status.desiredReplicas), or the Deployment's
+	// replicas while the HPA has decided nothing yet (no metrics: desiredReplicas is 0).
+	Desired int32 `json:"desired"`
+	// Replicas is the Deployment's spec.replicas.
+	Replicas int32 `json:"replicas"`
+	// Running pods, of which Backed answer (a real process serves them).
+	Running int `json:"running"`
+	Backed  int `json:"backed"`
+	// Pending pods have no node or have not started.
+	Pending int `json:"pending"`
+	// Serverless pods run on a virtual node.
+	Serverless int `json:"serverless"`
+	// CPURequest is the cores its running pods request on nodes; ServerlessCPURequest on
+	// virtual nodes.
+	CPURequest           float64 `json:"cpuRequest"`
+	ServerlessCPURequest float64 `json:"serverlessCpuRequest"`
+}
+
+// Sample is one side at one second of the run.
+type Sample struct {
+	// Second is the time from the load's start.
+	Second int `json:"second"`
+	// Tiers by name.
+	Tiers map[string]TierSample `json:"tiers"`
+	// Nodes the side's pods may use, and how many are Ready.
+	Nodes      int `json:"nodes"`
+	NodesReady int `json:"nodesReady"`
+	// The load sent in this second: its target rate, what was sent and how it was answered.
+	Rate    float64 `json:"rate"`
+	Sent    int     `json:"sent"`
+	OK      int     `json:"ok"`
+	Failed  int     `json:"failed"`
+	Errors  int     `json:"errors"`
+	Dropped int     `json:"dropped"`
+	// P50 and P99 of the answered requests sent in this second, in milliseconds.
+	P50Millis float64 `json:"p50ms"`
+	P99Millis float64 `json:"p99ms"`
+}
+
+// Load is what the load generator saw for one second.
+type Load struct {
+	Rate    float64       `json:"rate"`
+	Sent    int           `json:"sent"`
+	OK      int           `json:"ok"`
+	Failed  int           `json:"failed"`
+	Errors  int           `json:"errors"`
+	Dropped int           `json:"dropped"`
+	P50     time.Duration `json:"p50ns"`
+	P99     time.Duration `json:"p99ns"`
+}
+
+// Cluster is what the sampler read from the API for one side at one moment.
+type Cluster struct {
+	Deployments []appsv1.Deployment
+	HPAs        []autoscalingv2.HorizontalPodAutoscaler
+	Pods        []corev1.Pod
+	Nodes       []corev1.Node
+	// Backed names the pods whose backends answer.
+	Backed map[string]bool
+}
+
+// VirtualNodeLabel marks a serverless virtual node (as ACK's virtual-kubelet and
+// virtual-kubelet's providers label theirs).
+const VirtualNodeLabel = "type"
+
+// VirtualNodeValue is VirtualNodeLabel's value on a virtual node.
+const VirtualNodeValue = "virtual-kubelet"
+
+// Observe turns what the sampler read and what the load saw into a Sample of tiers.
+func Observe(second int, tiers []Tier, c Cluster, l Load) Sample {
+	s := Sample{Second: second, Tiers: map[string]TierSample{}}
+	virtual := map[string]bool{}
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if n.Labels[VirtualNodeLabel] == VirtualNodeValue {
+			virtual[n.Name] = true
+			continue
+		}
+		s.Nodes++
+		if nodeReady(n) {
+			s.NodesReady++
+		}
+	}
+	for _, t := range tiers {
+		var ts TierSample
+		for i := range c.HPAs {
+			if c.HPAs[i].Name == t.Workload {
+				ts.Desired = c.HPAs[i].Status.DesiredReplicas
+			}
+		}
+		var selector map[string]string
+		for i := range c.Deployments {
+			d := &c.Deployments[i]
+			if d.Name != t.Workload {
+				continue
+			}
+			if d.Spec.Replicas != nil {
+				ts.Replicas = *d.Spec.Replicas
+			}
+			if d.Spec.Selector != nil {
+				selector = d.Spec.Selector.MatchLabels
+			}
+		}
+		for i := range c.Pods {
+			p := &c.Pods[i]
+			if selector == nil || !matches(selector, p.Labels) || p.DeletionTimestamp != nil {
+				continue
+			}
+			switch p.Status.Phase {
+			case corev1.PodRunning:
+				ts.Running++
+				if c.Backed[p.Name] {
+					ts.Backed++
+				}
+				if virtual[p.Spec.NodeName] {
+					ts.Serverless++
+					ts.ServerlessCPURequest += cpuRequest(p)
+				} else {
+					ts.CPURequest += cpuRequest(p)
+				}
+			case corev1.PodPending:
+				ts.Pending++
+			}
+		}
+		if ts.Desired == 0 {
+			ts.Desired = ts.Replicas
+		}
+		s.Tiers[t.Name] = ts
+	}
+	return s.WithLoad(l)
+}
+
+// WithLoad returns s with the load of its second set to l.
+func (s Sample) WithLoad(l Load) Sample {
+	s.Rate, s.Sent, s.OK, s.Failed, s.Errors, s.Dropped = l.Rate, l.Sent, l.OK, l.Failed, l.Errors, l.Dropped
+	s.P50Millis, s.P99Millis = millis(l.P50), millis(l.P99)
+	return s
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func matches(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func cpuRequest(p *corev1.Pod) float64 {
+	var cores float64
+	for _, c := range p.Spec.Containers {
+		if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
+			cores += q.AsApproximateFloat64()
+		}
+	}
+	return cores
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
