@@ -14,27 +14,21 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"text/template"
 	"time"
 
 	_ "embed"
 
-	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/lockstep-dev/lockstep/cronhpa"
-	"github.com/lockstep-dev/lockstep/cronhpa/apis/v1beta1"
-	cronwebhook "github.com/lockstep-dev/lockstep/cronhpa/webhook"
+	"github.com/lockstep-dev/lockstep/test/components"
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
@@ -102,10 +96,14 @@ func play(ctx context.Context, env *testbed.Env, o scenarioOptions) error {
 	if err != nil {
 		return fmt.Errorf("--timezone: %w", err)
 	}
-	if err := startCronHPA(ctx, env, o.repo); err != nil {
+	if err := components.InstallCRDs(ctx, env, o.repo); err != nil {
 		return err
 	}
-	if err := startNodeAutoscaler(env, o.repo); err != nil {
+	if err := components.StartCronHPA(ctx, env); err != nil {
+		return err
+	}
+	if err := components.StartNodeAutoscaler(env, o.repo,
+		"--batch-idle-duration=1s", "--batch-max-duration=3s", "--spill-budget=5s", "--move-back-after=5s"); err != nil {
 		return err
 	}
 	shop, err := startTraffic("sale", "checkout", quietQPS)
@@ -190,81 +188,6 @@ ingress:
   port: "%d"
 `, port)
 	_, _, err = framework.StartMetricsAdapter(ctx, env, cs, framework.MetricsAdapter{Name: "lockstep-metrics-adapter", Namespace: "lockstep-system", Binary: bin, Config: config})
-	return err
-}
-
-// startCronHPA runs the cronhpa controller and its webhook in this process, logging to a file.
-func startCronHPA(ctx context.Context, env *testbed.Env, repo string) error {
-	cs, err := env.Clientset()
-	if err != nil {
-		return err
-	}
-	if err := applyCRDs(ctx, env, repo); err != nil {
-		return err
-	}
-	logFile, err := os.Create(filepath.Join(env.LogDir, "cronhpa.log"))
-	if err != nil {
-		return fmt.Errorf("creating cronhpa log: %w", err)
-	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
-	serving, err := framework.PrepareWebhook(env, "cronhpa")
-	if err != nil {
-		return err
-	}
-	mgr, err := cronhpa.New(env.Config, cronhpa.Options{
-		MetricsAddr: "0", ProbeAddr: "0",
-		WebhookHost: "127.0.0.1", WebhookPort: serving.Port, WebhookCertDir: serving.CertDir,
-		Registry: prometheus.NewRegistry(),
-	})
-	if err != nil {
-		return err
-	}
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "cronhpa controller stopped:", err)
-		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return errors.New("cronhpa cache did not sync")
-	}
-	return framework.RegisterValidatingWebhook(ctx, cs, env, "lockstep-cronhpa", serving, cronwebhook.Path,
-		v1beta1.GroupVersion.Group, v1beta1.GroupVersion.Version, "cronhorizontalpodautoscalers")
-}
-
-// applyCRDs installs the generated CRDs from config/crd and Karpenter's (kwok provider's too).
-func applyCRDs(ctx context.Context, env *testbed.Env, repo string) error {
-	var files []string
-	for _, dir := range []string{".", "karpenter", "karpenter-kwok"} {
-		found, err := filepath.Glob(filepath.Join(repo, "config", "crd", dir, "*.yaml"))
-		if err != nil {
-			return fmt.Errorf("listing config/crd/%s: %w", dir, err)
-		}
-		if len(found) == 0 {
-			return fmt.Errorf("no CRDs in %s: run the demo from the repository root or set --repo", filepath.Join(repo, "config", "crd", dir))
-		}
-		files = append(files, found...)
-	}
-	return framework.InstallCRDs(ctx, env.Config, files...)
-}
-
-// startNodeAutoscaler runs bin/node-autoscaler (Karpenter with the kwok provider, spill and
-// move-back) against the test bed; the test bed stops it.
-func startNodeAutoscaler(env *testbed.Env, repo string) error {
-	bin, err := filepath.Abs(filepath.Join(repo, "bin", "node-autoscaler"))
-	if err != nil {
-		return err
-	}
-	metrics, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
-	probes, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
-	_, err = env.Run("node-autoscaler", bin, "--kubeconfig="+env.Kubeconfig, "--cloud-provider=kwok", "--disable-leader-election",
-		"--metrics-port="+strconv.Itoa(metrics), "--health-probe-port="+strconv.Itoa(probes),
-		"--batch-idle-duration=1s", "--batch-max-duration=3s", "--spill-budget=5s", "--move-back-after=5s")
 	return err
 }
 
