@@ -60,8 +60,10 @@ unit: ## Run only the tests that need no test bed (quick; tests that need it are
 	LOCKSTEP_UNIT_ONLY=1 go test -count=1 ./...
 
 .PHONY: e2e
-e2e: testbed build ## Run the end-to-end scenarios (build tag e2e): the sales event at full length and cronhpa failover.
+e2e: testbed build ## Run the end-to-end scenarios (build tag e2e): the sales event at full length, under real load against the baseline, and cronhpa failover.
 	env -u LOCKSTEP_UNIT_ONLY go test -tags e2e $(TEST_FLAGS) -v -run 'TestSalesEventFullLength|TestFailover' ./test/demo/ ./cronhpa/test/failover/
+	@# Alone, so that nothing else competes with the load for the two cores.
+	env -u LOCKSTEP_UNIT_ONLY LOCKSTEP_LOAD_OUT=$(BIN) go test -tags e2e $(TEST_FLAGS) -v -run 'TestFullSalesEvent' ./test/load/scenario/
 
 .PHONY: bench
 bench: testbed build ## Run benchmarks against the test bed and print their figures (about 15 minutes).

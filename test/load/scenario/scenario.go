@@ -1,0 +1,469 @@
+// Package scenario plays the sales event under real load on a test bed, two sides at once:
+// Lockstep's recipe in one namespace and the baseline (CPU-utilisation HPAs only) in another,
+// with the same workloads (test/scenarios/sales) and the same load. Every Running pod is backed
+// by a real process (package backing): Caddy for the ingress tier, the demo API for the service
+// tier. The load generator sends each side's requests to its ingress pods, as a cloud load
+// balancer in front of an ingress controller, with the service's in-cluster name as the Host.
+// Run returns the timeline of both sides; the caller starts Lockstep's components first.
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/lockstep-dev/lockstep/test/load/backing"
+	"github.com/lockstep-dev/lockstep/test/load/demoapi"
+	"github.com/lockstep-dev/lockstep/test/load/dns"
+	"github.com/lockstep-dev/lockstep/test/load/loadgen"
+	"github.com/lockstep-dev/lockstep/test/load/proxy"
+	"github.com/lockstep-dev/lockstep/test/load/timeline"
+	"github.com/lockstep-dev/lockstep/test/scenarios/sales"
+	"github.com/lockstep-dev/lockstep/test/testbed"
+)
+
+// The scenario's workloads, as test/scenarios/sales names them.
+const (
+	gateway  = "gateway"
+	checkout = "checkout"
+)
+
+// Tiers are the workloads the timeline follows on each side.
+var Tiers = []timeline.Tier{{Name: "ingress", Workload: gateway}, {Name: "service", Workload: checkout}}
+
+// Side is one namespace of the run and how it scales.
+type Side struct {
+	Name      string
+	Namespace string
+	Policy    sales.Policy
+}
+
+// Config is one run.
+type Config struct {
+	Env *testbed.Env
+	// Caddy is the proxy's binary (bin/testbed/caddy-…).
+	Caddy string
+	// Dir holds the Caddy processes' files.
+	Dir string
+	// PodCIDR is the bed's KwokPodCIDR: every scenario pod's address is in it.
+	PodCIDR netip.Prefix
+	// Schedule is the load each side gets; it must have a "step" phase.
+	Schedule loadgen.Schedule
+	// WarmUpLead is how long before the step Lockstep's CronHPAs raise the floors; they lower
+	// them when the step ends.
+	WarmUpLead time.Duration
+	// Service is the demo API's capacity model (its CPU comes from each pod).
+	Service demoapi.Config
+	// SLO is the P99 the service tier should keep.
+	SLO time.Duration
+	// Sides run at once, each in its own namespace (created if missing).
+	Sides []Side
+	// Tail is how long sampling goes on after the load ends.
+	Tail time.Duration
+	// Out receives a live line per side every LiveEvery (default 5 s); nil for none.
+	Out       io.Writer
+	LiveEvery time.Duration
+	// Log receives the backends' starts, stops and failures.
+	Log logr.Logger
+	// ReadyTimeout bounds the wait for each side's first pods to answer (default 2 min).
+	ReadyTimeout time.Duration
+	// Clock times the run (default: the real clock).
+	Clock clock.WithTicker
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Env == nil || c.Caddy == "" || c.Dir == "" {
+		errs = append(errs, errors.New("a test bed, a Caddy binary and a directory are required"))
+	}
+	if !c.PodCIDR.IsValid() || !c.PodCIDR.Addr().IsLoopback() {
+		errs = append(errs, fmt.Errorf("pod range %s is not on loopback", c.PodCIDR))
+	}
+	if err := c.Schedule.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, ok := stepSpan(c.Schedule); !ok {
+		errs = append(errs, fmt.Errorf("the schedule has no %q phase", timeline.StepPhase))
+	}
+	if err := c.Service.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("service model: %w", err))
+	}
+	if len(c.Sides) == 0 {
+		errs = append(errs, errors.New("no sides"))
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Sides {
+		if s.Name == "" || s.Namespace == "" || seen[s.Namespace] {
+			errs = append(errs, fmt.Errorf("side %q: a name and a namespace of its own are required", s.Name))
+		}
+		seen[s.Namespace] = true
+	}
+	return errors.Join(errs...)
+}
+
+// stepSpan is the step phase's start and end from the schedule's start.
+func stepSpan(s loadgen.Schedule) (from, to time.Duration, ok bool) {
+	var at time.Duration
+	for _, p := range s {
+		if p.Name == timeline.StepPhase {
+			return at, at + p.Duration, true
+		}
+		at += p.Duration
+	}
+	return 0, 0, false
+}
+
+// phases are the schedule's phases in whole seconds.
+func phases(s loadgen.Schedule) []timeline.Phase {
+	var out []timeline.Phase
+	var at time.Duration
+	for _, p := range s {
+		out = append(out, timeline.Phase{Name: p.Name, From: int(at / time.Second), To: int((at + p.Duration) / time.Second)})
+		at += p.Duration
+	}
+	return out
+}
+
+// side is a side while it runs.
+type side struct {
+	Side
+	runner *backing.Runner
+	gen    *loadgen.Generator
+	result *loadgen.Result
+	genErr error
+	// samples without the load, one a second, filled in with the generator's windows at the end.
+	mu      sync.Mutex
+	samples []timeline.Sample
+}
+
+// Run plays the scenario and returns its timeline. Lockstep's components (cronhpa, the metrics
+// adapter reading the ingress pods through its caddy profile, metrics-server for the baseline)
+// must be running.
+func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if cfg.LiveEvery <= 0 {
+		cfg.LiveEvery = 5 * time.Second
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 2 * time.Minute
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	clk := cfg.Clock
+	cs, err := cfg.Env.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg.Env.Config, client.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("creating a client: %w", err)
+	}
+	names, err := dns.Listen("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	defer names.Close()
+
+	runCtx, stopBackends := context.WithCancel(ctx)
+	var backends sync.WaitGroup
+	defer func() {
+		stopBackends()
+		backends.Wait()
+	}()
+	sides := make([]*side, len(cfg.Sides))
+	for i, s := range cfg.Sides {
+		sd, err := prepare(runCtx, cfg, cs, c, names, s)
+		if err != nil {
+			return nil, err
+		}
+		sides[i] = sd
+		backends.Add(1)
+		go func() {
+			defer backends.Done()
+			if err := sd.runner.Run(runCtx); err != nil {
+				cfg.Log.Error(err, "backing pods", "side", s.Name)
+			}
+		}()
+	}
+	for _, sd := range sides {
+		if err := waitAnswering(ctx, clk, sd, cfg.ReadyTimeout); err != nil {
+			return nil, err
+		}
+	}
+
+	start, err := startAt(ctx, cfg, c, sides)
+	if err != nil {
+		return nil, err
+	}
+	if err := play(ctx, cfg, cs, sides, start); err != nil {
+		return nil, err
+	}
+	return assemble(cfg, sides, start), nil
+}
+
+// startAt creates Lockstep's CronHPAs, timed from the load's start, and waits for that start.
+// It is set a little ahead so that creating them (through cronhpa's webhook) cannot delay the
+// load: the CronHPAs' jobs, the samples and the load's seconds all count from one instant.
+func startAt(ctx context.Context, cfg Config, c client.Client, sides []*side) (time.Time, error) {
+	clk := cfg.Clock
+	start := clk.Now().Add(startLead).Truncate(time.Second)
+	stepFrom, stepTo, _ := stepSpan(cfg.Schedule)
+	times := sales.Times{WarmUp: start.Add(stepFrom - cfg.WarmUpLead), SaleEnd: start.Add(stepTo)}
+	for _, sd := range sides {
+		if err := apply(ctx, c, sd, times, true); err != nil {
+			return start, err
+		}
+	}
+	if late := clk.Since(start); late > 0 {
+		return start, fmt.Errorf("creating the CronHPAs took past the load's start (%s late)", late)
+	}
+	select {
+	case <-ctx.Done():
+		return start, ctx.Err()
+	case <-clk.After(start.Sub(clk.Now())):
+	}
+	return start, nil
+}
+
+// play sends every side's load at once and samples the sides until Tail after it ends.
+func play(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*side, start time.Time) error {
+	var load sync.WaitGroup
+	for _, sd := range sides {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			sd.result, sd.genErr = sd.gen.Run(ctx)
+		}()
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sample(sampleCtx, cfg, cs, sides, start)
+	}()
+	load.Wait()
+	select {
+	case <-ctx.Done():
+	case <-cfg.Clock.After(cfg.Tail):
+	}
+	stopSampling()
+	<-sampled
+	for _, sd := range sides {
+		if sd.genErr != nil {
+			return fmt.Errorf("side %s: load: %w", sd.Name, sd.genErr)
+		}
+	}
+	return ctx.Err()
+}
+
+// prepare creates a side's namespace and objects (all but the CronHPAs, which wait for the
+// load's start) and its backing runner and load generator.
+func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.Client, names *dns.Server, s Side) (*side, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
+	}
+	sd := &side{Side: s}
+	// The CronHPAs are left out here; these times only pass validation.
+	now := cfg.Clock.Now()
+	if err := apply(ctx, c, sd, sales.Times{WarmUp: now, SaleEnd: now.Add(time.Hour)}, false); err != nil {
+		return nil, err
+	}
+	resolver := names.Addr()
+	routes := func() []proxy.Route {
+		return backing.Routes(s.Namespace, resolver, map[string]int{checkout: backing.ServicePort})
+	}
+	runner, err := backing.New(cs, backing.Options{
+		Namespace: s.Namespace,
+		Starters: map[string]backing.Starter{
+			"ingress": backing.IngressStarter(cfg.Env, cfg.Caddy, filepath.Join(cfg.Dir, s.Namespace), routes),
+			"service": backing.ServiceStarter(cfg.Service),
+		},
+		DNS:    names,
+		Prefix: cfg.PodCIDR,
+		Log:    cfg.Log.WithValues("side", s.Name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sd.runner = runner
+	ingress := backing.ServiceName(gateway, s.Namespace)
+	sd.gen = &loadgen.Generator{
+		Schedule: cfg.Schedule,
+		Host:     backing.ServiceName(checkout, s.Namespace),
+		Target:   spread(names, ingress),
+		Allowed:  []netip.Prefix{cfg.PodCIDR},
+	}
+	return sd, nil
+}
+
+// startLead is how far ahead of now the load's start is set.
+const startLead = 5 * time.Second
+
+// noIngress is where requests go while no ingress pod answers: a refused connection, counted
+// as an error, as a load balancer with no healthy backend fails them.
+const noIngress = "http://127.0.0.1:1/"
+
+// spread sends the n-th request to an ingress pod in turn, as DNS names them now.
+func spread(names *dns.Server, ingress string) func(n int64) string {
+	return func(n int64) string {
+		addrs := names.Lookup(ingress)
+		if len(addrs) == 0 {
+			return noIngress
+		}
+		a := addrs[int(n%int64(len(addrs)))]
+		return "http://" + netip.AddrPortFrom(a, proxy.HTTPPort).String() + "/"
+	}
+}
+
+// apply creates a side's objects: the CronHPAs only when crons is set, everything else
+// otherwise.
+func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, crons bool) error {
+	objs, err := sales.Objects(sd.Policy, sd.Namespace, times)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if (o.GetKind() == "CronHorizontalPodAutoscaler") != crons {
+			continue
+		}
+		if err := c.Create(ctx, o); err != nil {
+			return fmt.Errorf("side %s: creating %s %s: %w", sd.Name, o.GetKind(), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// waitAnswering waits until a side's first pods of every tier answer.
+func waitAnswering(ctx context.Context, clk clock.Clock, sd *side, timeout time.Duration) error {
+	deadline := clk.Now().Add(timeout)
+	for {
+		backed := sd.runner.Backed()
+		ready := map[string]int{}
+		for name := range backed {
+			for _, t := range Tiers {
+				if strings.HasPrefix(name, t.Workload+"-") {
+					ready[t.Workload]++
+				}
+			}
+		}
+		if ready[gateway] > 0 && ready[checkout] > 0 {
+			return nil
+		}
+		if clk.Now().After(deadline) {
+			return fmt.Errorf("side %s: pods answering after %s: %v (want every tier)", sd.Name, timeout, ready)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-clk.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// sample reads each side's cluster state every second until ctx ends, printing a live line
+// every cfg.LiveEvery.
+func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*side, start time.Time) {
+	tick := cfg.Clock.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		second := int(cfg.Clock.Since(start) / time.Second)
+		var lines []string
+		for _, sd := range sides {
+			cl, err := timeline.Gather(ctx, cs, sd.Namespace)
+			if err != nil {
+				if ctx.Err() == nil {
+					cfg.Log.Error(err, "sampling", "side", sd.Name)
+				}
+				continue
+			}
+			cl.Backed = map[string]bool{}
+			for name := range sd.runner.Backed() {
+				cl.Backed[name] = true
+			}
+			smp := timeline.Observe(second, Tiers, cl, timeline.Load{})
+			sd.mu.Lock()
+			sd.samples = append(sd.samples, smp)
+			sd.mu.Unlock()
+			// The live view shows a second 3 s back: its answers are in unless they queued longer.
+			w, _ := sd.gen.Live(second - 3)
+			lines = append(lines, live(sd.Name, smp, w))
+		}
+		if cfg.Out != nil && second%max(1, int(cfg.LiveEvery/time.Second)) == 0 {
+			for i, l := range lines {
+				at := ""
+				if i == 0 {
+					at = "t+" + strconv.Itoa(second) + "s"
+				}
+				fmt.Fprintf(cfg.Out, "%-7s %s\n", at, l)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C():
+		}
+	}
+}
+
+// live is a side's line in the live view: pods answering of those its HPAs want, and the
+// load of window w.
+func live(name string, s timeline.Sample, w loadgen.Window) string {
+	in, svc := s.Tiers["ingress"], s.Tiers["service"]
+	return fmt.Sprintf("%-9s gateway %2d/%-2d checkout %2d/%-2d %5d req/s OK %5d failed  p99 %6d ms",
+		name, in.Backed, in.Desired, svc.Backed, svc.Desired, w.OK, w.Failed+w.Errors+w.Dropped, w.P99.Milliseconds())
+}
+
+// assemble joins the samples with the generator's windows into the timeline.
+func assemble(cfg Config, sides []*side, start time.Time) *timeline.Timeline {
+	tl := &timeline.Timeline{Start: start, Tiers: Tiers, Phases: phases(cfg.Schedule), SLOMillis: float64(cfg.SLO.Milliseconds())}
+	stepFrom, stepTo, _ := stepSpan(cfg.Schedule)
+	for _, sd := range sides {
+		out := timeline.Side{Name: sd.Name, Namespace: sd.Namespace}
+		step := sd.result.Between(int(stepFrom/time.Second), int(stepTo/time.Second))
+		out.StepLoad = loadOf(step)
+		byWindow := map[int]loadgen.Window{}
+		for _, w := range sd.result.Windows {
+			byWindow[w.Second] = w
+		}
+		seen := map[int]bool{}
+		for _, smp := range sd.samples {
+			if seen[smp.Second] {
+				continue // a slow sampling round can land twice in one second
+			}
+			seen[smp.Second] = true
+			smp = smp.WithLoad(loadOf(byWindow[smp.Second]))
+			out.Samples = append(out.Samples, smp)
+		}
+		for _, e := range sd.runner.Events() {
+			out.Events = append(out.Events, timeline.Event{
+				Second: int(e.Time.Sub(start) / time.Second),
+				What:   fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
+			})
+		}
+		tl.Sides = append(tl.Sides, out)
+	}
+	return tl
+}
+
+func loadOf(w loadgen.Window) timeline.Load {
+	return timeline.Load{Rate: w.Rate, Sent: w.Sent, OK: w.OK, Failed: w.Failed, Errors: w.Errors, Dropped: w.Dropped, P50: w.P50, P99: w.P99}
+}
