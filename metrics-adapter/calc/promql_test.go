@@ -1,7 +1,6 @@
 package calc
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -36,19 +35,7 @@ func appendSeries(t *testing.T, st *promfake.Store, ls labels.Labels, samples []
 
 func promScalar(t *testing.T, ng *promql.Engine, st *promfake.Store, q string, at int64) (float64, bool) {
 	t.Helper()
-	query, err := ng.NewInstantQuery(context.Background(), st, nil, q, time.UnixMilli(at))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer query.Close()
-	res := query.Exec(context.Background())
-	if res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	vec, err := res.Vector()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vec := st.Instant(t, ng, q, at)
 	if len(vec) == 0 {
 		return 0, false
 	}

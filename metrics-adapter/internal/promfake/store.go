@@ -1,6 +1,7 @@
 package promfake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -79,8 +80,8 @@ func (q *querier) Select(_ context.Context, sortSeries bool, hints *storage.Sele
 		if !matchesAll(ser.lset, matchers) {
 			continue
 		}
-		lo, _ := slices.BinarySearchFunc(ser.samples, mint, func(s chunks.Sample, t int64) int { return cmpInt(s.T(), t) })
-		hi, found := slices.BinarySearchFunc(ser.samples, maxt, func(s chunks.Sample, t int64) int { return cmpInt(s.T(), t) })
+		lo, _ := slices.BinarySearchFunc(ser.samples, mint, func(s chunks.Sample, t int64) int { return cmp.Compare(s.T(), t) })
+		hi, found := slices.BinarySearchFunc(ser.samples, maxt, func(s chunks.Sample, t int64) int { return cmp.Compare(s.T(), t) })
 		if found {
 			hi++
 		}
@@ -138,16 +139,6 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 type seriesSet struct {

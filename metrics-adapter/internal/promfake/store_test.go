@@ -1,7 +1,6 @@
 package promfake
 
 import (
-	"context"
 	"math"
 	"slices"
 	"testing"
@@ -29,20 +28,7 @@ func TestStoreServesThePromQLEngine(t *testing.T) {
 	defer func() { _ = ng.Close() }()
 	eval := func(q string, at int64) promql.Vector {
 		t.Helper()
-		query, err := ng.NewInstantQuery(context.Background(), st, nil, q, time.UnixMilli(at))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer query.Close()
-		res := query.Exec(context.Background())
-		if res.Err != nil {
-			t.Fatal(res.Err)
-		}
-		vec, err := res.Vector()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return vec
+		return st.Instant(t, ng, q, at)
 	}
 	end := base + 9*15_000
 	for _, tc := range []struct {

@@ -82,7 +82,7 @@ func panels(tl *Timeline) []panel {
 			{label: "failed or dropped", color: red, value: func(s Sample) float64 { return float64(s.Failed + s.Errors + s.Dropped) }},
 		}},
 		{title: "P99 latency (ms)", limit: tl.SLOMillis, cap: 10 * tl.SLOMillis, lines: []series{
-			{label: "P99", color: red, value: func(s Sample) float64 { return s.P99Millis }},
+			{label: "P99", color: red, value: func(s Sample) float64 { return millis(s.P99) }},
 		}},
 		{title: "placement", lines: placement},
 	}

@@ -119,7 +119,7 @@ func summarizeSide(side Side, tiers []Tier, step Phase, slo float64, prices Pric
 			for _, t := range tiers {
 				s.Peak[t.Name] = max(s.Peak[t.Name], smp.Tiers[t.Name].Desired)
 			}
-			if slo > 0 && smp.P99Millis > slo {
+			if slo > 0 && millis(smp.P99) > slo {
 				s.OverSLOSec++
 			}
 		}

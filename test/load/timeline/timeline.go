@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 // Tier is a side's workload: its Deployment and the HPA of the same name.
@@ -49,16 +51,9 @@ type Sample struct {
 	// Nodes the side's pods may use, and how many are Ready.
 	Nodes      int `json:"nodes"`
 	NodesReady int `json:"nodesReady"`
-	// The load sent in this second: its target rate, what was sent and how it was answered.
-	Rate    float64 `json:"rate"`
-	Sent    int     `json:"sent"`
-	OK      int     `json:"ok"`
-	Failed  int     `json:"failed"`
-	Errors  int     `json:"errors"`
-	Dropped int     `json:"dropped"`
-	// P50 and P99 of the answered requests sent in this second, in milliseconds.
-	P50Millis float64 `json:"p50ms"`
-	P99Millis float64 `json:"p99ms"`
+	// Load is what was sent in this second: its target rate, how it was answered, and the
+	// answered requests' P50 and P99.
+	Load `json:"load"`
 }
 
 // Load is what the load generator saw for one second.
@@ -101,7 +96,7 @@ func Observe(second int, tiers []Tier, c Cluster, l Load) Sample {
 			continue
 		}
 		s.Nodes++
-		if nodeReady(n) {
+		if testbed.NodeReady(n) {
 			s.NodesReady++
 		}
 	}
@@ -156,8 +151,7 @@ func Observe(second int, tiers []Tier, c Cluster, l Load) Sample {
 
 // WithLoad returns s with the load of its second set to l.
 func (s Sample) WithLoad(l Load) Sample {
-	s.Rate, s.Sent, s.OK, s.Failed, s.Errors, s.Dropped = l.Rate, l.Sent, l.OK, l.Failed, l.Errors, l.Dropped
-	s.P50Millis, s.P99Millis = millis(l.P50), millis(l.P99)
+	s.Load = l
 	return s
 }
 
@@ -180,13 +174,4 @@ func cpuRequest(p *corev1.Pod) float64 {
 		}
 	}
 	return cores
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -75,7 +75,7 @@ func TestObserve(t *testing.T) {
 			"service": {Desired: 5, Replicas: 4, Running: 2, Backed: 1, Pending: 1, Serverless: 1, CPURequest: 0.5, ServerlessCPURequest: 0.5},
 		},
 		Nodes: 2, NodesReady: 1,
-		Rate: 100, Sent: 100, OK: 97, Failed: 1, Errors: 1, Dropped: 1, P50Millis: 1.5, P99Millis: 250,
+		Load: Load{Rate: 100, Sent: 100, OK: 97, Failed: 1, Errors: 1, Dropped: 1, P50: 1500 * time.Microsecond, P99: 250 * time.Millisecond},
 	}
 	gb, _ := json.Marshal(got)
 	wb, _ := json.Marshal(want)
@@ -98,7 +98,7 @@ func TestObserve(t *testing.T) {
 
 // sample is a side's second with each tier's desired and backed replicas.
 func sample(second int, gwDesired, gwBacked, coDesired, coBacked int32, p99 float64) Sample {
-	return Sample{Second: second, P99Millis: p99, Tiers: map[string]TierSample{
+	return Sample{Second: second, Load: Load{P99: time.Duration(p99 * float64(time.Millisecond))}, Tiers: map[string]TierSample{
 		"ingress": {Desired: gwDesired, Backed: int(gwBacked), CPURequest: 0.25 * float64(gwBacked)},
 		"service": {Desired: coDesired, Backed: int(coBacked), CPURequest: 0.5 * float64(coBacked)},
 	}}
