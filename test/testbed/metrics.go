@@ -34,6 +34,13 @@ const (
 // resourceMetricsPathAnnotation tells metrics-server where a node's resource metrics are.
 const resourceMetricsPathAnnotation = "metrics.k8s.io/resource-metrics-path"
 
+// NodeMetricsAnnotation is the annotation, and its value, that point metrics-server at a kwok
+// node's emulated resource metrics. KwokNode sets it; a kwok node that another controller
+// creates (Karpenter's kwok provider) needs it added to be measured.
+func NodeMetricsAnnotation(node string) (key, value string) {
+	return resourceMetricsPathAnnotation, "/metrics/nodes/" + node + "/metrics/resource"
+}
+
 // MetricsGroupVersion is the group/version metrics-server serves.
 var MetricsGroupVersion = schema.GroupVersion{Group: "metrics.k8s.io", Version: "v1beta1"}
 

@@ -24,7 +24,7 @@ func KwokNode(name string, capacity corev1.ResourceList) *corev1.Node {
 			Annotations: map[string]string{
 				kwokNodeAnnotation: "fake",
 				// Where metrics-server finds the node's emulated kubelet resource metrics.
-				resourceMetricsPathAnnotation: "/metrics/nodes/" + name + "/metrics/resource",
+				resourceMetricsPathAnnotation: nodeMetricsPath(name),
 			},
 			Labels: map[string]string{
 				"kubernetes.io/hostname": name,
@@ -73,4 +73,9 @@ func NodeReady(node *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+func nodeMetricsPath(name string) string {
+	_, path := NodeMetricsAnnotation(name)
+	return path
 }

@@ -84,6 +84,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Clock times the run (default: the real clock).
 	Clock clock.WithTicker
+	// Nodes, when set, gives each side its own node pool and adds the virtual node; the bed's
+	// own nodes are then not used by the scenario. node-autoscaler must be running.
+	Nodes *Nodes
 }
 
 func (c *Config) validate() error {
@@ -102,6 +105,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Service.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("service model: %w", err))
+	}
+	if c.Nodes != nil && (c.Nodes.BootDelay < 0 || c.Nodes.InstanceType == "") {
+		errs = append(errs, errors.New("node pools need an instance type and a boot delay of zero or more"))
 	}
 	if len(c.Sides) == 0 {
 		errs = append(errs, errors.New("no sides"))
@@ -188,6 +194,13 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 		stopBackends()
 		backends.Wait()
 	}()
+	if cfg.Nodes != nil {
+		for _, o := range nodeObjects(*cfg.Nodes, cfg.Sides) {
+			if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("creating %s %s: %w", o.GetKind(), o.GetName(), err)
+			}
+		}
+	}
 	sides := make([]*side, len(cfg.Sides))
 	for i, s := range cfg.Sides {
 		sd, err := prepare(runCtx, cfg, cs, c, names, s)
@@ -228,7 +241,7 @@ func startAt(ctx context.Context, cfg Config, c client.Client, sides []*side) (t
 	stepFrom, stepTo, _ := stepSpan(cfg.Schedule)
 	times := sales.Times{WarmUp: start.Add(stepFrom - cfg.WarmUpLead), SaleEnd: start.Add(stepTo)}
 	for _, sd := range sides {
-		if err := apply(ctx, c, sd, times, true); err != nil {
+		if err := apply(ctx, c, sd, times, true, cfg.Nodes != nil); err != nil {
 			return start, err
 		}
 	}
@@ -284,7 +297,7 @@ func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.
 	sd := &side{Side: s}
 	// The CronHPAs are left out here; these times only pass validation.
 	now := cfg.Clock.Now()
-	if err := apply(ctx, c, sd, sales.Times{WarmUp: now, SaleEnd: now.Add(time.Hour)}, false); err != nil {
+	if err := apply(ctx, c, sd, sales.Times{WarmUp: now, SaleEnd: now.Add(time.Hour)}, false, cfg.Nodes != nil); err != nil {
 		return nil, err
 	}
 	resolver := names.Addr()
@@ -335,8 +348,8 @@ func spread(names *dns.Server, ingress string) func(n int64) string {
 }
 
 // apply creates a side's objects: the CronHPAs only when crons is set, everything else
-// otherwise.
-func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, crons bool) error {
+// otherwise; with pools, the Deployments' pods go to the side's own nodes.
+func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, crons, pools bool) error {
 	objs, err := sales.Objects(sd.Policy, sd.Namespace, times)
 	if err != nil {
 		return err
@@ -344,6 +357,11 @@ func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, cr
 	for _, o := range objs {
 		if (o.GetKind() == "CronHorizontalPodAutoscaler") != crons {
 			continue
+		}
+		if pools {
+			if err := placeOnSide(o, sd.Side); err != nil {
+				return err
+			}
 		}
 		if err := c.Create(ctx, o); err != nil {
 			return fmt.Errorf("side %s: creating %s %s: %w", sd.Name, o.GetKind(), o.GetName(), err)
@@ -394,6 +412,12 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
 				}
 				continue
+			}
+			if cfg.Nodes != nil {
+				cl.Nodes = sideNodes(cl.Nodes, sd.Name)
+				if err := measureNodes(ctx, cs, cl.Nodes); err != nil && ctx.Err() == nil {
+					cfg.Log.Error(err, "sampling", "side", sd.Name)
+				}
 			}
 			cl.Backed = map[string]bool{}
 			for name := range sd.runner.Backed() {

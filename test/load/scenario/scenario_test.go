@@ -75,9 +75,11 @@ func playSalesEvent(t *testing.T, r run) {
 			{Name: "lockstep", Namespace: lockstepNS, Policy: sales.Lockstep},
 			{Name: "baseline", Namespace: baselineNS, Policy: sales.Baseline},
 		},
-		Tail: 5 * time.Second,
-		Out:  &live,
-		Log:  testr.New(t),
+		// Each side's nodes have 4 cores and take 20 s to boot.
+		Nodes: &scenario.Nodes{BootDelay: 20 * time.Second, InstanceType: "c-4x-amd64-linux"},
+		Tail:  5 * time.Second,
+		Out:   &live,
+		Log:   testr.New(t),
 	}
 	tl, err := scenario.Run(ctx, cfg)
 	t.Logf("live view:\n%s", live.String())
@@ -117,9 +119,9 @@ func playSalesEvent(t *testing.T, r run) {
 	}
 }
 
-// startLockstep runs Lockstep's components for the scenario: cronhpa, and the metrics adapter
-// reading the gateway pods of namespace through its caddy profile (and service pods through
-// http-app, by their annotations).
+// startLockstep runs Lockstep's components for the scenario: cronhpa, node-autoscaler, and the
+// metrics adapter reading the gateway pods of namespace through its caddy profile (and service
+// pods through http-app, by their annotations).
 func startLockstep(ctx context.Context, t *testing.T, namespace string) {
 	t.Helper()
 	env := framework.Env(t)
@@ -127,6 +129,12 @@ func startLockstep(ctx context.Context, t *testing.T, namespace string) {
 		t.Fatal(err)
 	}
 	if err := components.StartCronHPA(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	// Nodes for pending pods; Lockstep's pods spill to the virtual node after 5 s and move back
+	// 5 s after their node is Ready.
+	if err := components.StartNodeAutoscaler(env, repo,
+		"--batch-idle-duration=1s", "--batch-max-duration=3s", "--spill-budget=5s", "--move-back-after=5s"); err != nil {
 		t.Fatal(err)
 	}
 	adapterConfig := `scrapeInterval: 2s
@@ -148,7 +156,8 @@ ingress:
 // name.png into LOCKSTEP_LOAD_OUT, or the bed's log directory.
 func report(t *testing.T, name string, tl *timeline.Timeline) timeline.Summary {
 	t.Helper()
-	sum, err := timeline.Summarize(tl, timeline.Prices{CoreHour: 0.05, ServerlessCoreHour: 0.08})
+	// An 8-core node at 0.40 an hour; a serverless core at 0.08 an hour.
+	sum, err := timeline.Summarize(tl, timeline.Prices{NodeHour: 0.40, CoreHour: 0.05, ServerlessCoreHour: 0.08})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,9 +49,11 @@ type Event struct {
 	What   string `json:"what"`
 }
 
-// Prices estimate what a side cost: a requested core for an hour on nodes, and on serverless
-// capacity (which costs more per core, by the second).
+// Prices estimate what a side cost: its nodes by the hour when NodeHour is set (each side has
+// a node pool of its own), otherwise a requested core for an hour on nodes; and a requested
+// core for an hour on serverless capacity (which costs more per core, by the second).
 type Prices struct {
+	NodeHour           float64 `json:"nodeHour,omitempty"`
 	CoreHour           float64 `json:"coreHour"`
 	ServerlessCoreHour float64 `json:"serverlessCoreHour"`
 }
@@ -77,6 +79,8 @@ type SideSummary struct {
 	// Serverless use: pod-seconds and the most pods at once.
 	ServerlessPodSeconds int `json:"serverlessPodSeconds"`
 	ServerlessPeak       int `json:"serverlessPeak"`
+	// NodeSeconds the side's registered nodes existed (the virtual node left out).
+	NodeSeconds int `json:"nodeSeconds"`
 	// CoreSeconds requested on nodes and on serverless capacity, and their estimated cost.
 	CoreSeconds           float64 `json:"coreSeconds"`
 	ServerlessCoreSeconds float64 `json:"serverlessCoreSeconds"`
@@ -131,6 +135,7 @@ func summarizeSide(side Side, tiers []Tier, step Phase, slo float64, prices Pric
 			s.ServerlessCoreSeconds += ts.ServerlessCPURequest
 		}
 		s.ServerlessPodSeconds += serverless
+		s.NodeSeconds += smp.Nodes
 		s.ServerlessPeak = max(s.ServerlessPeak, serverless)
 	}
 	s.AllDecidedAfter = 0
@@ -153,7 +158,11 @@ func summarizeSide(side Side, tiers []Tier, step Phase, slo float64, prices Pric
 	})
 	l := side.StepLoad
 	s.StepSent, s.StepBad, s.StepP99Ms = l.Sent, l.Failed+l.Errors+l.Dropped, millis(l.P99)
-	s.Cost = s.CoreSeconds/3600*prices.CoreHour + s.ServerlessCoreSeconds/3600*prices.ServerlessCoreHour
+	onNodes := s.CoreSeconds / 3600 * prices.CoreHour
+	if prices.NodeHour > 0 {
+		onNodes = float64(s.NodeSeconds) / 3600 * prices.NodeHour
+	}
+	s.Cost = onNodes + s.ServerlessCoreSeconds/3600*prices.ServerlessCoreHour
 	return s
 }
 
@@ -216,6 +225,7 @@ func PrintSummary(w io.Writer, sum Summary, tiers []Tier, sloMillis float64) err
 	row("cores requested", func(s SideSummary) string {
 		return fmt.Sprintf("%.0f core-s (+%.0f serverless)", s.CoreSeconds, s.ServerlessCoreSeconds)
 	})
+	row("node-seconds", func(s SideSummary) string { return fmt.Sprint(s.NodeSeconds) })
 	row("estimated cost", func(s SideSummary) string { return fmt.Sprintf("%.4f", s.Cost) })
 	return tw.Flush()
 }

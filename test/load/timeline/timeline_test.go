@@ -155,6 +155,15 @@ func TestSummarize(t *testing.T) {
 		}
 	}
 
+	// With a node price, nodes are what a side pays for on nodes: 2 nodes for 8 samples.
+	for i := range lockstep.Samples {
+		lockstep.Samples[i].Nodes = 2
+	}
+	sum, err = Summarize(&Timeline{Tiers: tiers, Phases: phases, Sides: []Side{lockstep}}, Prices{NodeHour: 3600, CoreHour: 1e9, ServerlessCoreHour: 7200})
+	if err != nil || sum.Sides[0].NodeSeconds != 16 || sum.Sides[0].Cost != 16+2*1.5 {
+		t.Fatalf("priced by node: %+v, %v", sum.Sides[0], err)
+	}
+
 	// A tier that never reaches its peak's pods within the run.
 	never := Side{Name: "never", Samples: []Sample{sample(2, 2, 2, 9, 3, 0), sample(5, 2, 2, 9, 4, 0)}}
 	sum, err = Summarize(&Timeline{Tiers: tiers, Phases: phases, Sides: []Side{never}}, Prices{})
