@@ -95,7 +95,10 @@ type Runner struct {
 
 	mu      sync.Mutex
 	backing map[types.UID]*backed
-	events  []Event
+	// drainingAt holds the draining backends by address: kwok may give a gone pod's address to
+	// a new pod at once, and the new backend must wait for the old one to let it go.
+	drainingAt map[netip.Addr]*backed
+	events     []Event
 }
 
 // backed is one pod's backend, starting or running.
@@ -106,6 +109,11 @@ type backed struct {
 	cpu     float64
 	backend Backend // nil while starting
 	failed  error   // the start failed: not retried for this pod
+
+	// While draining: cut ends the drain early (once), stopped is closed when it stopped.
+	cut     sync.Once
+	stopNow chan struct{}
+	stopped chan struct{}
 
 	// The last usage sample: CPU seconds at a time, and the usage reported.
 	sampledAt  time.Time
@@ -145,7 +153,7 @@ func New(cs kubernetes.Interface, opts Options) (*Runner, error) {
 	if opts.DrainDelay == 0 {
 		opts.DrainDelay = 2 * time.Second
 	}
-	r := &Runner{cs: cs, opts: opts, kick: make(chan struct{}, 1), backing: map[types.UID]*backed{}}
+	r := &Runner{cs: cs, opts: opts, kick: make(chan struct{}, 1), backing: map[types.UID]*backed{}, drainingAt: map[netip.Addr]*backed{}}
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(opts.Namespace))
 	podInf := factory.Core().V1().Pods()
 	svcInf := factory.Core().V1().Services()
@@ -310,6 +318,8 @@ func (r *Runner) sync(ctx context.Context, starts *sync.WaitGroup) {
 			if b.backend != nil || b.failed != nil {
 				delete(r.backing, uid)
 				if b.backend != nil {
+					b.stopNow, b.stopped = make(chan struct{}), make(chan struct{})
+					r.drainingAt[b.addr] = b
 					stop = append(stop, b)
 				}
 			}
@@ -331,8 +341,13 @@ func (r *Runner) sync(ctx context.Context, starts *sync.WaitGroup) {
 		b := &backed{name: d.pod.Name, addr: d.addr, labels: labels.Set(d.pod.Labels), cpu: d.cpu}
 		r.backing[uid] = b
 		starts.Add(1)
+		prev := r.drainingAt[d.addr]
 		go func(uid types.UID, d desired) {
 			defer starts.Done()
+			if prev != nil { // the address's last backend must let it go first
+				prev.cut.Do(func() { close(prev.stopNow) })
+				<-prev.stopped
+			}
 			r.startOne(ctx, uid, b, d)
 		}(uid, d)
 	}
@@ -343,22 +358,27 @@ func (r *Runner) sync(ctx context.Context, starts *sync.WaitGroup) {
 	}
 }
 
-// drain stops b after the drain delay, or at once when ctx ends first.
+// drain stops b after the drain delay, or at once when ctx ends or a new pod needs its address.
 func (r *Runner) drain(ctx context.Context, b *backed) {
-	if r.opts.DrainDelay < 0 {
-		r.stopOne(b)
-		return
-	}
 	r.draining.Add(1)
 	go func() {
 		defer r.draining.Done()
-		t := r.opts.Clock.NewTimer(r.opts.DrainDelay)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-		case <-t.C():
+		defer close(b.stopped)
+		if r.opts.DrainDelay > 0 {
+			t := r.opts.Clock.NewTimer(r.opts.DrainDelay)
+			select {
+			case <-ctx.Done():
+			case <-b.stopNow:
+			case <-t.C():
+			}
+			t.Stop()
 		}
 		r.stopOne(b)
+		r.mu.Lock()
+		if r.drainingAt[b.addr] == b {
+			delete(r.drainingAt, b.addr)
+		}
+		r.mu.Unlock()
 	}()
 }
 

@@ -216,6 +216,64 @@ func checkUsageUnderLoad(t *testing.T, ns, pod, ip string) {
 
 }
 
+// kwok may give a gone pod's address to a new pod at once: the new pod's backend starts once
+// the old one, still draining, has let the address go. The pods here sit on a node nobody
+// manages, so the test sets their addresses itself.
+func TestAddressReusedWhileDraining(t *testing.T) {
+	cs := framework.Clientset(t)
+	ns := framework.Namespace(t, cs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unmanaged-" + ns}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	_, runner, done := startRunner(ctx, t, ns, backing.Options{DrainDelay: time.Hour})
+	const ip = "127.65.250.1"
+	running := func(name string) {
+		t.Helper()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "checkout", backing.RoleLabel: "service"}},
+			Spec:       corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "api", Image: "demo"}}},
+		}
+		created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := func(pod string) error {
+		for _, e := range runner.Events() {
+			if e.Pod == pod && e.Action == "failed" {
+				t.Fatalf("%s: %s", pod, e.Detail)
+			}
+			if e.Pod == pod && e.Action == "started" {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not started: %v", pod, runner.Events())
+	}
+	running("old")
+	framework.Eventually(t, 30*time.Second, func(context.Context) error { return started("old") })
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, "old", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	running("new")
+	// The old backend drains for an hour unless the new pod needs its address.
+	framework.Eventually(t, 30*time.Second, func(context.Context) error { return started("new") })
+	if code := call(t, ip); code != http.StatusOK {
+		t.Fatalf("the new pod at %s answered %d", ip, code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startRunner runs a Runner backing service pods of ns, with opts' other fields, until ctx
 // ends; done receives Run's error.
 func startRunner(ctx context.Context, t *testing.T, ns string, opts backing.Options) (*dns.Server, *backing.Runner, chan error) {
