@@ -155,6 +155,8 @@ type side struct {
 	// samples without the load, one a second, filled in with the generator's windows at the end.
 	mu      sync.Mutex
 	samples []timeline.Sample
+	// sampleErrors counts the rounds that could not read the side (the sampler's own count).
+	sampleErrors int
 }
 
 // Run plays the scenario and returns its timeline. Lockstep's components (cronhpa, the metrics
@@ -410,6 +412,7 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 			if err != nil {
 				if ctx.Err() == nil {
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
+					sd.sampleErrors++
 				}
 				continue
 			}
@@ -464,19 +467,11 @@ func assemble(cfg Config, sides []*side, start time.Time) *timeline.Timeline {
 		out := timeline.Side{Name: sd.Name, Namespace: sd.Namespace}
 		step := sd.result.Between(int(stepFrom/time.Second), int(stepTo/time.Second))
 		out.StepLoad = loadOf(step)
-		byWindow := map[int]loadgen.Window{}
+		loads := map[int]timeline.Load{}
 		for _, w := range sd.result.Windows {
-			byWindow[w.Second] = w
+			loads[w.Second] = loadOf(w)
 		}
-		seen := map[int]bool{}
-		for _, smp := range sd.samples {
-			if seen[smp.Second] {
-				continue // a slow sampling round can land twice in one second
-			}
-			seen[smp.Second] = true
-			smp = smp.WithLoad(loadOf(byWindow[smp.Second]))
-			out.Samples = append(out.Samples, smp)
-		}
+		out.Samples, out.SampleErrors = timeline.Join(sd.samples, loads), sd.sampleErrors
 		for _, e := range sd.runner.Events() {
 			out.Events = append(out.Events, timeline.Event{
 				Second: int(e.Time.Sub(start) / time.Second),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,6 +40,9 @@ type Side struct {
 	// requests (the generator's histograms, not an average of seconds).
 	StepLoad Load     `json:"stepLoad"`
 	Samples  []Sample `json:"samples"`
+	// SampleErrors counts the rounds in which the side could not be read; Summarize refuses a
+	// side with any, since its pod-, node- and core-seconds would come out too small.
+	SampleErrors int `json:"sampleErrors,omitempty"`
 	// Events are the harness's notes on this side (backends started, stopped, resized).
 	Events []Event `json:"events,omitempty"`
 }
@@ -111,6 +115,9 @@ func Summarize(tl *Timeline, prices Prices) (Summary, error) {
 	}
 	sum := Summary{StepFrom: step.From, StepTo: step.To}
 	for _, side := range tl.Sides {
+		if side.SampleErrors > 0 {
+			return Summary{}, fmt.Errorf("side %s: %d sampling rounds failed, so its figures would be too small", side.Name, side.SampleErrors)
+		}
 		sum.Sides = append(sum.Sides, summarizeSide(side, tl.Tiers, *step, tl.SLOMillis, prices))
 	}
 	return sum, nil
@@ -242,4 +249,27 @@ func percent(part, whole int) float64 {
 		return 0
 	}
 	return math.Round(1000*float64(part)/float64(whole)) / 10
+}
+
+// Join gives every second from the first sample's to the last's exactly one sample: the latest
+// taken at or before it (a slow sampling round leaves a second without one), with that second's
+// load from loads. So per-second sums (pod-, node-, core-seconds, seconds over the SLO) count
+// every second once.
+func Join(samples []Sample, loads map[int]Load) []Sample {
+	if len(samples) == 0 {
+		return nil
+	}
+	sorted := append([]Sample(nil), samples...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Second < sorted[j].Second })
+	var out []Sample
+	next := 0
+	for second := sorted[0].Second; second <= sorted[len(sorted)-1].Second; second++ {
+		for next+1 < len(sorted) && sorted[next+1].Second <= second {
+			next++
+		}
+		smp := sorted[next]
+		smp.Second = second
+		out = append(out, smp.WithLoad(loads[second]))
+	}
+	return out
 }

@@ -210,3 +210,34 @@ func TestOutput(t *testing.T) {
 		t.Fatalf("read back: %+v, %v", back, err)
 	}
 }
+
+// A slow sampling round leaves a second without a sample: Join fills it from the latest sample
+// before it, so per-second sums count every second once, each with its own load.
+func TestJoin(t *testing.T) {
+	samples := []Sample{sample(3, 2, 2, 4, 4, 0), sample(0, 2, 2, 2, 2, 0), sample(1, 2, 2, 3, 3, 0), sample(1, 2, 2, 9, 9, 0)}
+	loads := map[int]Load{0: {Sent: 10}, 1: {Sent: 11}, 2: {Sent: 12}, 3: {Sent: 13}}
+	got := Join(samples, loads)
+	if len(got) != 4 {
+		t.Fatalf("%d samples, want one for each of seconds 0 to 3", len(got))
+	}
+	for i, want := range []struct {
+		desired int32
+		sent    int
+	}{{2, 10}, {9, 11}, {9, 12}, {4, 13}} {
+		if got[i].Second != i || got[i].Tiers["service"].Desired != want.desired || got[i].Sent != want.sent {
+			t.Errorf("second %d: %+v, want desired %d and %d sent", i, got[i], want.desired, want.sent)
+		}
+	}
+	if Join(nil, loads) != nil {
+		t.Error("no samples joined into some")
+	}
+}
+
+// A side that could not be read in some round has figures too small to report.
+func TestSummarizeRefusesMissedSamples(t *testing.T) {
+	tl := &Timeline{Tiers: tiers, Phases: []Phase{{Name: StepPhase, From: 0, To: 1}},
+		Sides: []Side{{Name: "lockstep", SampleErrors: 2, Samples: []Sample{sample(0, 2, 2, 2, 2, 0)}}}}
+	if _, err := Summarize(tl, Prices{}); err == nil || !strings.Contains(err.Error(), "2 sampling rounds failed") {
+		t.Fatalf("err %v", err)
+	}
+}
