@@ -407,8 +407,16 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 	for {
 		second := int(cfg.Clock.Since(start) / time.Second)
 		var lines []string
+		nodes, nodesErr := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		for _, sd := range sides {
-			cl, err := timeline.Gather(ctx, cs, sd.Namespace)
+			if nodesErr != nil {
+				if ctx.Err() == nil {
+					cfg.Log.Error(nodesErr, "listing nodes", "side", sd.Name)
+					sd.sampleErrors++
+				}
+				continue
+			}
+			cl, err := timeline.Gather(ctx, cs, sd.Namespace, nodes.Items)
 			if err != nil {
 				if ctx.Err() == nil {
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
