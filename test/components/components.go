@@ -1,6 +1,7 @@
 // Package components runs Lockstep's components on a test bed as the demo and the load
-// scenarios use them: cronhpa (controller and webhook) in this process, node-autoscaler from
-// bin/, and the CRDs they need. The metrics adapter runs through test/framework.
+// scenarios use them: cronhpa (controller and webhook) in this process, node-autoscaler and
+// vpa-inplace from bin/, and the CRDs they need. The metrics adapter runs through
+// test/framework.
 package components
 
 import (
@@ -22,11 +23,11 @@ import (
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
-// InstallCRDs installs the generated CRDs from repo's config/crd, with Karpenter's and its kwok
-// provider's.
+// InstallCRDs installs the generated CRDs from repo's config/crd: the CronHPA's, the VPA's, and
+// Karpenter's with its kwok provider's.
 func InstallCRDs(ctx context.Context, env *testbed.Env, repo string) error {
 	var files []string
-	for _, dir := range []string{".", "karpenter", "karpenter-kwok"} {
+	for _, dir := range []string{".", "vpa", "karpenter", "karpenter-kwok"} {
 		found, err := filepath.Glob(filepath.Join(repo, "config", "crd", dir, "*.yaml"))
 		if err != nil {
 			return fmt.Errorf("listing config/crd/%s: %w", dir, err)
@@ -78,23 +79,43 @@ func StartCronHPA(ctx context.Context, env *testbed.Env) error {
 // StartNodeAutoscaler runs repo's bin/node-autoscaler (Karpenter with the kwok provider, spill
 // and move-back) against the bed with extra flags; the bed stops it.
 func StartNodeAutoscaler(env *testbed.Env, repo string, flags ...string) error {
-	bin, err := filepath.Abs(filepath.Join(repo, "bin", "node-autoscaler"))
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	return runBinary(env, repo, "node-autoscaler", append([]string{"--kubeconfig=" + env.Kubeconfig,
+		"--cloud-provider=kwok", "--disable-leader-election",
+		"--metrics-port=" + strconv.Itoa(ports[0]), "--health-probe-port=" + strconv.Itoa(ports[1])}, flags...))
+}
+
+// StartVPAInplace runs repo's bin/vpa-inplace (recommender and in-place updater) against the bed
+// with extra flags; the bed stops it. The VPA CRDs must be installed.
+func StartVPAInplace(env *testbed.Env, repo string, flags ...string) error {
+	return runBinary(env, repo, "vpa-inplace", append([]string{"--kubeconfig=" + env.Kubeconfig,
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, flags...))
+}
+
+// runBinary runs repo's bin/<name> as a process of the bed.
+func runBinary(env *testbed.Env, repo, name string, args []string) error {
+	bin, err := filepath.Abs(filepath.Join(repo, "bin", name))
 	if err != nil {
 		return err
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%s not built: run `make build`", bin)
 	}
-	metrics, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
-	probes, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
-	args := append([]string{"--kubeconfig=" + env.Kubeconfig, "--cloud-provider=kwok", "--disable-leader-election",
-		"--metrics-port=" + strconv.Itoa(metrics), "--health-probe-port=" + strconv.Itoa(probes)}, flags...)
-	_, err = env.Run("node-autoscaler", bin, args...)
+	_, err = env.Run(name, bin, args...)
 	return err
+}
+
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := testbed.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	return ports, nil
 }

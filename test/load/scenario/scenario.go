@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/netip"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,13 +156,15 @@ type side struct {
 	// samples without the load, one a second, filled in with the generator's windows at the end.
 	mu      sync.Mutex
 	samples []timeline.Sample
+	// movedBack are the side's pods moved back from serverless capacity.
+	movedBack []timeline.Event
 	// sampleErrors counts the rounds that could not read the side (the sampler's own count).
 	sampleErrors int
 }
 
 // Run plays the scenario and returns its timeline. Lockstep's components (cronhpa, the metrics
-// adapter reading the ingress pods through its caddy profile, metrics-server for the baseline)
-// must be running.
+// adapter reading the ingress pods through its caddy profile, vpa-inplace, and metrics-server for
+// the baseline's CPU HPAs and the VPA's usage) must be running.
 func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
@@ -231,7 +234,38 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 	if err := play(ctx, cfg, cs, sides, start); err != nil {
 		return nil, err
 	}
+	for _, sd := range sides {
+		if sd.movedBack, err = movedBack(ctx, cs, sd.Namespace, start); err != nil {
+			return nil, fmt.Errorf("side %s: %w", sd.Name, err)
+		}
+	}
 	return assemble(cfg, sides, start), nil
+}
+
+// movedBack lists the pods node-autoscaler moved back from serverless capacity in namespace,
+// as events at their second from start.
+func movedBack(ctx context.Context, cs kubernetes.Interface, namespace string, start time.Time) ([]timeline.Event, error) {
+	list, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + timeline.EventMovedBack})
+	if err != nil {
+		return nil, fmt.Errorf("listing the pods moved back: %w", err)
+	}
+	var out []timeline.Event
+	seen := map[string]bool{}
+	for _, e := range list.Items {
+		// One pod moves back once; a repeated event for it is not another move.
+		uid := string(e.InvolvedObject.UID)
+		if seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		at := e.EventTime.Time
+		if at.IsZero() {
+			at = e.FirstTimestamp.Time
+		}
+		out = append(out, timeline.Event{Second: int(at.Sub(start) / time.Second), Reason: timeline.EventMovedBack,
+			What: fmt.Sprintf("%s %s", e.InvolvedObject.Name, e.Message)})
+	}
+	return out, nil
 }
 
 // startAt creates Lockstep's CronHPAs, timed from the load's start, and waits for that start.
@@ -482,10 +516,12 @@ func assemble(cfg Config, sides []*side, start time.Time) *timeline.Timeline {
 		out.Samples, out.SampleErrors = timeline.Join(sd.samples, loads), sd.sampleErrors
 		for _, e := range sd.runner.Events() {
 			out.Events = append(out.Events, timeline.Event{
-				Second: int(e.Time.Sub(start) / time.Second),
-				What:   fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
+				Second: int(e.Time.Sub(start) / time.Second), Reason: e.Action,
+				What: fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
 			})
 		}
+		out.Events = append(out.Events, sd.movedBack...)
+		sort.SliceStable(out.Events, func(i, j int) bool { return out.Events[i].Second < out.Events[j].Second })
 		tl.Sides = append(tl.Sides, out)
 	}
 	return tl

@@ -73,7 +73,8 @@ func panels(tl *Timeline) []panel {
 	placement := []series{{label: "nodes Ready", color: black, value: func(s Sample) float64 { return float64(s.NodesReady) }}}
 	placement = append(placement,
 		series{label: "pending pods", color: purple, value: func(s Sample) float64 { return sumTiers(s, func(ts TierSample) int { return ts.Pending }) }},
-		series{label: "serverless pods", color: cyan, value: func(s Sample) float64 { return sumTiers(s, func(ts TierSample) int { return ts.Serverless }) }})
+		series{label: "serverless pods", color: cyan, value: func(s Sample) float64 { return sumTiers(s, func(ts TierSample) int { return ts.Serverless }) }},
+		series{label: "moving back", color: cyan, dashed: true, value: func(s Sample) float64 { return sumTiers(s, func(ts TierSample) int { return ts.MovingBack }) }})
 	return []panel{
 		{title: "replicas", lines: replicas},
 		{title: "requests per second", lines: []series{

@@ -43,15 +43,27 @@ type Side struct {
 	// SampleErrors counts the rounds in which the side could not be read; Summarize refuses a
 	// side with any, since its pod-, node- and core-seconds would come out too small.
 	SampleErrors int `json:"sampleErrors,omitempty"`
-	// Events are the harness's notes on this side (backends started, stopped, resized).
+	// Events are what happened to this side's pods: backends started, stopped and resized in
+	// place (the harness's notes), and pods moved back from serverless capacity (the cluster's
+	// events).
 	Events []Event `json:"events,omitempty"`
 }
 
-// Event is something the harness saw happen, at a second of the run.
+// Event is something that happened at a second of the run.
 type Event struct {
-	Second int    `json:"second"`
+	Second int `json:"second"`
+	// Reason sorts events for the summary: EventResized, EventMovedBack, or another word.
+	Reason string `json:"reason,omitempty"`
 	What   string `json:"what"`
 }
+
+// Reasons of the events the summary counts.
+const (
+	// EventResized is a running pod's backend following an in-place resize of its CPU.
+	EventResized = "resized"
+	// EventMovedBack is a spilled pod moved back to a node (node-autoscaler's MovedBack event).
+	EventMovedBack = "MovedBack"
+)
 
 // Prices estimate what a side cost: its nodes by the hour when NodeHour is set (each side has
 // a node pool of its own), otherwise a requested core for an hour on nodes; and a requested
@@ -80,9 +92,12 @@ type SideSummary struct {
 	StepBad    int     `json:"stepBad"`
 	StepP99Ms  float64 `json:"stepP99ms"`
 	OverSLOSec int     `json:"overSloSeconds"`
-	// Serverless use: pod-seconds and the most pods at once.
+	// Serverless use: pod-seconds and the most pods at once; pods moved back to nodes.
 	ServerlessPodSeconds int `json:"serverlessPodSeconds"`
 	ServerlessPeak       int `json:"serverlessPeak"`
+	MovedBack            int `json:"movedBack"`
+	// Resizes counts in-place CPU resizes of running pods, over the whole run.
+	Resizes int `json:"resizes"`
 	// NodeSeconds the side's registered nodes existed (the virtual node left out).
 	NodeSeconds int `json:"nodeSeconds"`
 	// CoreSeconds requested on nodes and on serverless capacity, and their estimated cost.
@@ -163,6 +178,14 @@ func summarizeSide(side Side, tiers []Tier, step Phase, slo float64, prices Pric
 		}
 		return true
 	})
+	for _, e := range side.Events {
+		switch e.Reason {
+		case EventResized:
+			s.Resizes++
+		case EventMovedBack:
+			s.MovedBack++
+		}
+	}
 	l := side.StepLoad
 	s.StepSent, s.StepBad, s.StepP99Ms = l.Sent, l.Failed+l.Errors+l.Dropped, millis(l.P99)
 	onNodes := s.CoreSeconds / 3600 * prices.CoreHour
@@ -227,8 +250,9 @@ func PrintSummary(w io.Writer, sum Summary, tiers []Tier, sloMillis float64) err
 		return fmt.Sprintf("%d of %d (%.1f %%)", s.StepBad, s.StepSent, percent(s.StepBad, s.StepSent))
 	})
 	row("pods on serverless", func(s SideSummary) string {
-		return fmt.Sprintf("%d pod-seconds, %d at most", s.ServerlessPodSeconds, s.ServerlessPeak)
+		return fmt.Sprintf("%d pod-seconds, %d at most, %d moved back", s.ServerlessPodSeconds, s.ServerlessPeak, s.MovedBack)
 	})
+	row("in-place CPU resizes", func(s SideSummary) string { return fmt.Sprint(s.Resizes) })
 	row("cores requested", func(s SideSummary) string {
 		return fmt.Sprintf("%.0f core-s (+%.0f serverless)", s.CoreSeconds, s.ServerlessCoreSeconds)
 	})

@@ -1,6 +1,6 @@
 // Package timeline records a load scenario second by second, for each side (Lockstep and the
 // baseline): replicas per tier as the HPA decided them and as pods ran and answered, pods
-// pending and on serverless capacity, nodes, and the load's rate, answers and latency. It turns
+// pending, on serverless capacity and moving back, nodes, and the load's rate, answers and latency. It turns
 // the record into the scenario's summary. Observe and Summarize are pure; the Sampler gathers.
 package timeline
 
@@ -11,6 +11,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/lockstep-dev/lockstep/node-autoscaler/spill"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
@@ -36,6 +37,9 @@ type TierSample struct {
 	Pending int `json:"pending"`
 	// Serverless pods run on a virtual node.
 	Serverless int `json:"serverless"`
+	// MovingBack pods are being moved back from serverless capacity: node-autoscaler released
+	// them from their ReplicaSet, and they serve until their replacement on a node is ready.
+	MovingBack int `json:"movingBack,omitempty"`
 	// CPURequest is the cores its running pods request on nodes; ServerlessCPURequest on
 	// virtual nodes.
 	CPURequest           float64 `json:"cpuRequest"`
@@ -130,6 +134,9 @@ func Observe(second int, tiers []Tier, c Cluster, l Load) Sample {
 				ts.Running++
 				if c.Backed[p.Name] {
 					ts.Backed++
+				}
+				if _, ok := p.Annotations[spill.MovingBackAnnotation]; ok {
+					ts.MovingBack++
 				}
 				if virtual[p.Spec.NodeName] {
 					ts.Serverless++

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/lockstep-dev/lockstep/node-autoscaler/spill"
 )
 
 var tiers = []Tier{{Name: "ingress", Workload: "gateway"}, {Name: "service", Workload: "checkout"}}
@@ -51,6 +53,9 @@ func node(name string, ready bool, labels map[string]string) corev1.Node {
 func TestObserve(t *testing.T) {
 	gone := pod("checkout-gone", "checkout", "n1", corev1.PodRunning, "500m")
 	gone.DeletionTimestamp = &metav1.Time{}
+	// Released from its ReplicaSet by node-autoscaler, still serving from the virtual node.
+	moving := pod("checkout-b", "checkout", "vk", corev1.PodRunning, "500m")
+	moving.Annotations = map[string]string{spill.MovingBackAnnotation: "2026-12-01T10:00:00Z"}
 	c := Cluster{
 		Deployments: []appsv1.Deployment{deploy("gateway", 2), deploy("checkout", 4)},
 		HPAs:        []autoscalingv2.HorizontalPodAutoscaler{hpa("gateway", 2), hpa("checkout", 5)},
@@ -58,7 +63,7 @@ func TestObserve(t *testing.T) {
 			pod("gateway-a", "gateway", "n1", corev1.PodRunning, "250m"),
 			pod("gateway-b", "gateway", "n2", corev1.PodRunning, "250m"),
 			pod("checkout-a", "checkout", "n1", corev1.PodRunning, "500m"),
-			pod("checkout-b", "checkout", "vk", corev1.PodRunning, "500m"),
+			moving,
 			pod("checkout-c", "checkout", "", corev1.PodPending, "500m"),
 			pod("checkout-d", "checkout", "n2", corev1.PodSucceeded, "500m"),
 			pod("batch", "batch", "n1", corev1.PodRunning, "2"),
@@ -72,7 +77,7 @@ func TestObserve(t *testing.T) {
 		Second: 7,
 		Tiers: map[string]TierSample{
 			"ingress": {Desired: 2, Replicas: 2, Running: 2, Backed: 2, CPURequest: 0.5},
-			"service": {Desired: 5, Replicas: 4, Running: 2, Backed: 1, Pending: 1, Serverless: 1, CPURequest: 0.5, ServerlessCPURequest: 0.5},
+			"service": {Desired: 5, Replicas: 4, Running: 2, Backed: 1, Pending: 1, Serverless: 1, MovingBack: 1, CPURequest: 0.5, ServerlessCPURequest: 0.5},
 		},
 		Nodes: 2, NodesReady: 1,
 		Load: Load{Rate: 100, Sent: 100, OK: 97, Failed: 1, Errors: 1, Dropped: 1, P50: 1500 * time.Microsecond, P99: 250 * time.Millisecond},
@@ -107,7 +112,12 @@ func sample(second int, gwDesired, gwBacked, coDesired, coBacked int32, p99 floa
 func TestSummarize(t *testing.T) {
 	// The step runs from second 2 to second 6.
 	phases := []Phase{{Name: "baseline", From: 0, To: 2}, {Name: StepPhase, From: 2, To: 6}, {Name: "back", From: 6, To: 8}}
-	lockstep := Side{Name: "lockstep", StepLoad: Load{Sent: 400, OK: 399, Dropped: 1, P99: 180 * time.Millisecond}, Samples: []Sample{
+	lockstep := Side{Name: "lockstep", StepLoad: Load{Sent: 400, OK: 399, Dropped: 1, P99: 180 * time.Millisecond}, Events: []Event{
+		{Second: 2, Reason: EventResized, What: "service checkout-a resized 1 cores"},
+		{Second: 3, Reason: "started", What: "service checkout-c started"},
+		{Second: 6, Reason: EventMovedBack, What: "checkout-b evicted from serverless capacity"},
+		{Second: 7, Reason: EventResized, What: "service checkout-a resized 0.5 cores"},
+	}, Samples: []Sample{
 		// Floors raised ahead: the ingress tier is at its peak before the step.
 		sample(0, 4, 4, 8, 8, 20), sample(1, 4, 4, 8, 8, 20),
 		sample(2, 4, 4, 8, 8, 90), sample(3, 4, 4, 10, 8, 300), sample(4, 4, 4, 10, 10, 100), sample(5, 4, 4, 10, 10, 50),
@@ -139,6 +149,8 @@ func TestSummarize(t *testing.T) {
 		{"lockstep over SLO", ls.OverSLOSec, 1},
 		{"lockstep step", [3]any{ls.StepSent, ls.StepBad, ls.StepP99Ms}, [3]any{400, 1, 180.0}},
 		{"lockstep serverless", [2]int{ls.ServerlessPodSeconds, ls.ServerlessPeak}, [2]int{3, 3}},
+		{"lockstep moved back and resized", [2]int{ls.MovedBack, ls.Resizes}, [2]int{1, 2}},
+		{"baseline moved back and resized", [2]int{bl.MovedBack, bl.Resizes}, [2]int{0, 0}},
 		// Cores on nodes: 1 core of gateways for 7 s + 0.5 at the end, checkout's halves.
 		{"lockstep cost", ls.Cost, ls.CoreSeconds + 2*ls.ServerlessCoreSeconds},
 		{"lockstep serverless cores", ls.ServerlessCoreSeconds, 1.5},

@@ -23,7 +23,7 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := kinds(objs); got["Deployment"] != 2 || got["Service"] != 2 || got["HorizontalPodAutoscaler"] != 2 || got["CronHorizontalPodAutoscaler"] != 2 {
+	if got := kinds(objs); got["Deployment"] != 2 || got["Service"] != 2 || got["HorizontalPodAutoscaler"] != 2 || got["CronHorizontalPodAutoscaler"] != 2 || got["VerticalPodAutoscaler"] != 1 {
 		t.Fatalf("lockstep side: %v", got)
 	}
 	for _, o := range objs {
@@ -50,7 +50,7 @@ func TestObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := kinds(objs); got["Deployment"] != 2 || got["HorizontalPodAutoscaler"] != 2 || got["CronHorizontalPodAutoscaler"] != 0 {
+	if got := kinds(objs); got["Deployment"] != 2 || got["HorizontalPodAutoscaler"] != 2 || got["CronHorizontalPodAutoscaler"] != 0 || got["VerticalPodAutoscaler"] != 0 {
 		t.Fatalf("baseline side: %v", got)
 	}
 	for _, o := range objs {
