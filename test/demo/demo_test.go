@@ -1,124 +1,114 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
+	"encoding/json"
+	"image/png"
+	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
+// demoCIDR is this package's loopback range for pods, apart from other packages' tests.
+const demoCIDR = "127.68.0.0/16"
+
 func TestMain(m *testing.M) {
-	framework.Main(m, testbed.Options{ControllerManager: true, Scheduler: true, Nodes: 3, HPASyncPeriod: hpaSyncPeriod})
-}
-
-// lines collects what the demo prints, for the failure message.
-type lines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// checkSalesEvent plays the scenario with the given timings and checks what each tier does:
-// the cron floors come up at the warm-up, checkout follows the ingress QPS past them during the
-// flood, and everything comes back down after the sale; and where the pods run: on the serverless
-// virtual node while the shop's nodes boot, then on those nodes. slack is added to every wait.
-func checkSalesEvent(t *testing.T, timing scenarioOptions, slack time.Duration) {
-	env := framework.Env(t)
-	cs := framework.Clientset(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lines{}
-	done := make(chan error, 1)
-	timing.zone, timing.repo = "Asia/Shanghai", filepath.Join("..", "..")
-	timing.kubeconfig, timing.out = env.Kubeconfig, out
-	go func() { done <- play(ctx, env, timing) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("demo output:\n%s", out.String())
-		}
+	framework.Main(m, testbed.Options{
+		ControllerManager: true, Scheduler: true, Kwok: true, Nodes: 1, KwokPodCIDR: demoCIDR,
+		MetricsServer: true, HPASyncPeriod: 5 * time.Second,
 	})
-	replicas := func(name string, ok func(int32) bool, what string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			d, err := cs.AppsV1().Deployments("sale").Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if d.Spec.Replicas == nil || !ok(*d.Spec.Replicas) {
-				return fmt.Errorf("%s has %v replicas, want %s", name, d.Spec.Replicas, what)
-			}
-			return nil
+}
+
+// TestDemoPlaysAndPlots plays the demo's sale on a short clock and checks what a newcomer gets:
+// the introduction, a live line for each shop, the side-by-side figures, and the timeline
+// written as JSON and as a PNG that decodes. The scenario's behaviour is checked by
+// test/load/scenario.
+func TestDemoPlaysAndPlots(t *testing.T) {
+	o, err := parseFlags([]string{
+		"--repo", filepath.Join("..", ".."), "--out", t.TempDir(), "--pod-cidr", demoCIDR,
+		"--rate", "10", "--before", "10s", "--ramp", "5s", "--sale", "20s", "--after", "5s", "--warm-up-lead", "10s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	path, err := play(context.Background(), framework.Env(t), o, &out)
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"A flash sale, played twice at once", "sale-lockstep", "sale-baseline",
+		"t+0s", "t+20s", "lockstep  gateway", "baseline  gateway",
+		"P99 during the step", "requests failed or dropped", "in-place CPU resizes", "estimated cost",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the demo's output lacks %q", want)
 		}
 	}
-	is := func(n int32) func(int32) bool { return func(v int32) bool { return v == n } }
-	// Where the pods run: spilled onto the virtual node before the first shop node is Ready.
-	placed := func(want func(virtual, shop int) error) func(context.Context) error {
-		return func(ctx context.Context) error {
-			pods, err := cs.CoreV1().Pods("sale").List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			virtual, shop := 0, 0
-			for _, p := range pods.Items {
-				switch {
-				case p.DeletionTimestamp != nil || p.Labels["node-autoscaler.lockstep.dev/hold-for"] != "" || p.Spec.NodeName == "":
-				case p.Spec.NodeName == virtualNode:
-					virtual++
-				default:
-					shop++
-				}
-			}
-			return want(virtual, shop)
+	if path != filepath.Join(o.out, "demo.png") {
+		t.Errorf("plot written to %s, want demo.png in %s", path, o.out)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("the plot is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 600 || b.Dy() < 400 {
+		t.Errorf("the plot is %dx%d", b.Dx(), b.Dy())
+	}
+	raw, err := os.ReadFile(filepath.Join(o.out, "demo.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Summary struct {
+			Sides []struct {
+				Name string `json:"name"`
+			} `json:"sides"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil || len(doc.Summary.Sides) != 2 {
+		t.Fatalf("demo.json: %d sides, %v", len(doc.Summary.Sides), err)
+	}
+}
+
+func TestParseFlagsRefusesBadInput(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--pod-cidr", "10.244.0.0/16"}, "loopback"},
+		{[]string{"--pod-cidr", "nonsense"}, "loopback"},
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--factor", "1"}, "at least twice"},
+		{[]string{"--sale", "0s"}, "--sale"},
+		{[]string{"--warm-up-lead", "5m"}, "--warm-up-lead"},
+		{[]string{"--hpa-sync", "100ms"}, "--hpa-sync"},
+		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
+	} {
+		_, err := parseFlags(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("parseFlags(%q): %v, want an error naming %q", c.args, err, c.want)
 		}
 	}
-	framework.Eventually(t, timing.bootDelay, placed(func(virtual, _ int) error {
-		if virtual < 4 {
-			return fmt.Errorf("%d pods on the virtual node, want the 4 initial ones while the nodes boot", virtual)
-		}
-		return nil
-	}))
-	// Warm-up: both tiers raised on schedule, before any extra traffic.
-	framework.Eventually(t, timing.warmUpIn+30*time.Second, replicas("ingress-gateway", is(8), "8 after the warm-up"))
-	framework.Eventually(t, 20*time.Second, replicas("checkout", is(12), "the floor of 12 after the warm-up"))
-	// The flood: 1,800 req/s at 100 per pod takes checkout past its floor.
-	framework.Eventually(t, timing.floodAfter+40*time.Second+slack, replicas("checkout", func(v int32) bool { return v >= 16 }, "16 or more in the flood"))
-	// After the sale: floors down, traffic down, the HPA returns checkout to 2.
-	framework.Eventually(t, timing.saleLength+slack, replicas("ingress-gateway", is(2), "2 after the sale"))
-	framework.Eventually(t, 90*time.Second+5*slack, replicas("checkout", is(2), "2 after the sale"))
-	// In the end every pod runs on the shop's nodes: moved back, or removed first on scale-in.
-	framework.Eventually(t, time.Minute+slack, placed(func(virtual, shop int) error {
-		if virtual != 0 || shop != 4 {
-			return fmt.Errorf("%d pods on the virtual node and %d on the shop's nodes, want 0 and 4", virtual, shop)
-		}
-		return nil
-	}))
-	for _, want := range []string{"on serverless", "placement"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the demo did not print %q", want)
-		}
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatalf("the defaults: %v", err)
 	}
-	if !strings.Contains(out.String(), "1800 req/s at the ingress") {
-		t.Errorf("the demo did not print the flood")
+	if got := o.schedule().Expected(); got != 40*30+60*10+400*90+40*30 {
+		t.Errorf("the default load sends %g requests", got)
 	}
 }

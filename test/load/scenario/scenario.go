@@ -156,8 +156,6 @@ type side struct {
 	// samples without the load, one a second, filled in with the generator's windows at the end.
 	mu      sync.Mutex
 	samples []timeline.Sample
-	// movedBack are the side's pods moved back from serverless capacity.
-	movedBack []timeline.Event
 	// sampleErrors counts the rounds that could not read the side (the sampler's own count).
 	sampleErrors int
 }
@@ -234,16 +232,11 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 	if err := play(ctx, cfg, cs, sides, start); err != nil {
 		return nil, err
 	}
-	for _, sd := range sides {
-		if sd.movedBack, err = movedBack(ctx, cs, sd.Namespace, start); err != nil {
-			return nil, fmt.Errorf("side %s: %w", sd.Name, err)
-		}
-	}
-	return assemble(cfg, sides, start), nil
+	return assemble(ctx, cfg, cs, sides, start)
 }
 
-// movedBack lists the pods node-autoscaler moved back from serverless capacity in namespace,
-// as events at their second from start.
+// movedBack lists the pods node-autoscaler moved back from serverless capacity in namespace
+// since start, as events at their second from start.
 func movedBack(ctx context.Context, cs kubernetes.Interface, namespace string, start time.Time) ([]timeline.Event, error) {
 	list, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + timeline.EventMovedBack})
 	if err != nil {
@@ -261,6 +254,10 @@ func movedBack(ctx context.Context, cs kubernetes.Interface, namespace string, s
 		at := e.EventTime.Time
 		if at.IsZero() {
 			at = e.FirstTimestamp.Time
+		}
+		// Pods spilled while the first nodes booted and moved back before the load are set-up.
+		if at.Before(start) {
+			continue
 		}
 		out = append(out, timeline.Event{Second: int(at.Sub(start) / time.Second), Reason: timeline.EventMovedBack,
 			What: fmt.Sprintf("%s %s", e.InvolvedObject.Name, e.Message)})
@@ -493,19 +490,25 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 	}
 }
 
-// live is a side's line in the live view: pods answering of those its HPAs want, and the
-// load of window w.
+// live is a side's line in the live view: pods answering of those its HPAs want, the load of
+// window w, nodes Ready of those launched, and pods on serverless capacity.
 func live(name string, s timeline.Sample, w loadgen.Window) string {
 	in, svc := s.Tiers["ingress"], s.Tiers["service"]
-	return fmt.Sprintf("%-9s gateway %2d/%-2d checkout %2d/%-2d %5d req/s OK %5d failed  p99 %6d ms",
-		name, in.Backed, in.Desired, svc.Backed, svc.Desired, w.OK, w.Failed+w.Errors+w.Dropped, w.P99.Milliseconds())
+	return fmt.Sprintf("%-9s gateway %2d/%-2d checkout %2d/%-2d | %4d req/s OK %4d failed p99 %5d ms | nodes %d/%d serverless %d",
+		name, in.Backed, in.Desired, svc.Backed, svc.Desired, w.OK, w.Failed+w.Errors+w.Dropped, w.P99.Milliseconds(),
+		s.NodesReady, s.Nodes, in.Serverless+svc.Serverless)
 }
 
-// assemble joins the samples with the generator's windows into the timeline.
-func assemble(cfg Config, sides []*side, start time.Time) *timeline.Timeline {
+// assemble joins the samples with the generator's windows and the pods moved back into the
+// timeline.
+func assemble(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*side, start time.Time) (*timeline.Timeline, error) {
 	tl := &timeline.Timeline{Start: start, Tiers: Tiers, Phases: phases(cfg.Schedule), SLOMillis: float64(cfg.SLO.Milliseconds())}
 	stepFrom, stepTo, _ := stepSpan(cfg.Schedule)
 	for _, sd := range sides {
+		moved, err := movedBack(ctx, cs, sd.Namespace, start)
+		if err != nil {
+			return nil, fmt.Errorf("side %s: %w", sd.Name, err)
+		}
 		out := timeline.Side{Name: sd.Name, Namespace: sd.Namespace}
 		step := sd.result.Between(int(stepFrom/time.Second), int(stepTo/time.Second))
 		out.StepLoad = loadOf(step)
@@ -520,11 +523,11 @@ func assemble(cfg Config, sides []*side, start time.Time) *timeline.Timeline {
 				What: fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
 			})
 		}
-		out.Events = append(out.Events, sd.movedBack...)
+		out.Events = append(out.Events, moved...)
 		sort.SliceStable(out.Events, func(i, j int) bool { return out.Events[i].Second < out.Events[j].Second })
 		tl.Sides = append(tl.Sides, out)
 	}
-	return tl
+	return tl, nil
 }
 
 func loadOf(w loadgen.Window) timeline.Load {

@@ -90,6 +90,22 @@ func playSalesEvent(t *testing.T, r run) {
 			t.Errorf("side %s: the timeline holds %d requests sent, the schedule %d", s.Name, sent, expected)
 		}
 	}
+	checkSides(t, tl, sum)
+	// Lockstep's HPAs read their metrics through the adapter (no FailedGet... condition).
+	for _, name := range []string{"gateway", "checkout"} {
+		hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(scenario.LockstepNamespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hpa.Status.CurrentMetrics) == 0 {
+			t.Errorf("lockstep HPA %s has no current metrics: %+v", name, hpa.Status.Conditions)
+		}
+	}
+}
+
+// checkSides compares Lockstep's side (first) with the baseline's (second).
+func checkSides(t *testing.T, tl *timeline.Timeline, sum timeline.Summary) {
+	t.Helper()
 	ls, bl := sum.Sides[0], sum.Sides[1]
 	if ls.Peak["service"] < 5 || ls.ServedAfter < 0 {
 		t.Errorf("lockstep's service tier: peak %d replicas, served after %d s; want at least 5, served during the step", ls.Peak["service"], ls.ServedAfter)
@@ -106,16 +122,6 @@ func playSalesEvent(t *testing.T, r run) {
 	}
 	if ls.Resizes == 0 || bl.Resizes != 0 || bl.ServerlessPodSeconds != 0 {
 		t.Errorf("in-place resizes: lockstep %d (want some), baseline %d (want none); baseline serverless pod-seconds %d (want none)", ls.Resizes, bl.Resizes, bl.ServerlessPodSeconds)
-	}
-	// Lockstep's HPAs read their metrics through the adapter (no FailedGet... condition).
-	for _, name := range []string{"gateway", "checkout"} {
-		hpa, err := cs.AutoscalingV2().HorizontalPodAutoscalers(scenario.LockstepNamespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(hpa.Status.CurrentMetrics) == 0 {
-			t.Errorf("lockstep HPA %s has no current metrics: %+v", name, hpa.Status.Conditions)
-		}
 	}
 }
 

@@ -105,55 +105,60 @@ func Observe(second int, tiers []Tier, c Cluster, l Load) Sample {
 		}
 	}
 	for _, t := range tiers {
-		var ts TierSample
-		for i := range c.HPAs {
-			if c.HPAs[i].Name == t.Workload {
-				ts.Desired = c.HPAs[i].Status.DesiredReplicas
-			}
-		}
-		var selector map[string]string
-		for i := range c.Deployments {
-			d := &c.Deployments[i]
-			if d.Name != t.Workload {
-				continue
-			}
-			if d.Spec.Replicas != nil {
-				ts.Replicas = *d.Spec.Replicas
-			}
-			if d.Spec.Selector != nil {
-				selector = d.Spec.Selector.MatchLabels
-			}
-		}
-		for i := range c.Pods {
-			p := &c.Pods[i]
-			if selector == nil || !matches(selector, p.Labels) || p.DeletionTimestamp != nil {
-				continue
-			}
-			switch p.Status.Phase {
-			case corev1.PodRunning:
-				ts.Running++
-				if c.Backed[p.Name] {
-					ts.Backed++
-				}
-				if _, ok := p.Annotations[spill.MovingBackAnnotation]; ok {
-					ts.MovingBack++
-				}
-				if virtual[p.Spec.NodeName] {
-					ts.Serverless++
-					ts.ServerlessCPURequest += cpuRequest(p)
-				} else {
-					ts.CPURequest += cpuRequest(p)
-				}
-			case corev1.PodPending:
-				ts.Pending++
-			}
-		}
-		if ts.Desired == 0 {
-			ts.Desired = ts.Replicas
-		}
-		s.Tiers[t.Name] = ts
+		s.Tiers[t.Name] = observeTier(t, c, virtual)
 	}
 	return s.WithLoad(l)
+}
+
+// observeTier counts a tier's replicas and pods; virtual names the virtual nodes.
+func observeTier(t Tier, c Cluster, virtual map[string]bool) TierSample {
+	var ts TierSample
+	for i := range c.HPAs {
+		if c.HPAs[i].Name == t.Workload {
+			ts.Desired = c.HPAs[i].Status.DesiredReplicas
+		}
+	}
+	var selector map[string]string
+	for i := range c.Deployments {
+		d := &c.Deployments[i]
+		if d.Name != t.Workload {
+			continue
+		}
+		if d.Spec.Replicas != nil {
+			ts.Replicas = *d.Spec.Replicas
+		}
+		if d.Spec.Selector != nil {
+			selector = d.Spec.Selector.MatchLabels
+		}
+	}
+	for i := range c.Pods {
+		p := &c.Pods[i]
+		if selector == nil || !matches(selector, p.Labels) || p.DeletionTimestamp != nil {
+			continue
+		}
+		switch p.Status.Phase {
+		case corev1.PodRunning:
+			ts.Running++
+			if c.Backed[p.Name] {
+				ts.Backed++
+			}
+			if _, ok := p.Annotations[spill.MovingBackAnnotation]; ok {
+				ts.MovingBack++
+			}
+			if virtual[p.Spec.NodeName] {
+				ts.Serverless++
+				ts.ServerlessCPURequest += cpuRequest(p)
+			} else {
+				ts.CPURequest += cpuRequest(p)
+			}
+		case corev1.PodPending:
+			ts.Pending++
+		}
+	}
+	if ts.Desired == 0 {
+		ts.Desired = ts.Replicas
+	}
+	return ts
 }
 
 // WithLoad returns s with the load of its second set to l.
