@@ -96,12 +96,22 @@ verify: $(CONTROLLER_GEN) ## Fail if generated files, go.mod/go.sum or formattin
 	CONTROLLER_GEN=$(CONTROLLER_GEN) hack/verify.sh
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint.
+lint: $(GOLANGCI_LINT) ## Run golangci-lint, and shellcheck on the shell scripts (installed with apt if missing).
 	$(GOLANGCI_LINT) run ./...
+	@command -v shellcheck >/dev/null || { echo "installing shellcheck"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends shellcheck; }
+	shellcheck .ci/run hack/*.sh test/kind/*.sh
 
 .PHONY: demo
 demo: testbed build ## Play the sales event under real load on a local cluster, Lockstep against a CPU-only baseline; writes bin/demo.png and stays up until Ctrl-C.
 	go run ./test/demo --root $(BIN)/testbed --out $(BIN) --kubeconfig-out $(BIN)/kubeconfig $(DEMO_FLAGS)
+
+.PHONY: kind-load-test
+kind-load-test: image $(HELM) ## Play the sales event in a kind cluster (needs Docker, kind, kubectl and the internet; not run by CI): bin/kind/kind-load-test.png.
+	go run ./hack/image --out $(BIN)/kind/images --bin-dir $(BIN)/kind/bin --tag kind \
+		--source-date-epoch $$(git log -1 --format=%ct 2>/dev/null || echo 0) ./test/load/cmd/demo-api ./test/kind/loadtest
+	HELM=$(HELM) test/kind/kind-load-test.sh
 
 .PHONY: clean
 clean: ## Remove built binaries except the test bed and tools caches.

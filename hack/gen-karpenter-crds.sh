@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
-[ -n "$dir" ] && [ -d "$dir/pkg/apis/crds" ] || { echo "gen-karpenter-crds: sigs.k8s.io/karpenter is not in the module cache (run go mod download)" >&2; exit 1; }
+if [ -z "$dir" ] || [ ! -d "$dir/pkg/apis/crds" ]; then
+  echo "gen-karpenter-crds: sigs.k8s.io/karpenter is not in the module cache (run go mod download)" >&2
+  exit 1
+fi
 for pair in "pkg/apis/crds:config/crd/karpenter" "kwok/apis/crds:config/crd/karpenter-kwok"; do
   src=${pair%%:*} dest=${pair#*:}
   rm -rf "$dest" && mkdir -p "$dest"

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
 
-unformatted=$(gofmt -l $(git ls-files -co --exclude-standard -- '*.go'))
+unformatted=$(git ls-files -co --exclude-standard -z -- '*.go' | xargs -0 gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "verify: gofmt needed on:"; echo "$unformatted"; status=1
 fi

@@ -108,7 +108,7 @@ func TestParseFlagsRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the defaults: %v", err)
 	}
-	if got := o.schedule().Expected(); got != 40*30+60*10+400*90+40*30 {
+	if got := o.load.Schedule().Expected(); got != 40*30+60*10+400*90+40*30 {
 		t.Errorf("the default load sends %g requests", got)
 	}
 }

@@ -22,7 +22,6 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/lockstep-dev/lockstep/test/load/loadgen"
 	"github.com/lockstep-dev/lockstep/test/load/scenario"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
@@ -45,13 +44,8 @@ func main() {
 type options struct {
 	root, repo, out, kubeconfigOut string
 	podCIDR                        netip.Prefix
-	// The load per side: rate requests per second, a ramp to twice it, the sale at factor
-	// times it, and back (loadgen.Step).
-	rate, factor           float64
-	warm, ramp, hold, cool time.Duration
-	// warmUpLead is how long before the sale the CronHPAs raise the floors.
-	warmUpLead time.Duration
-	hpaSync    time.Duration
+	load                           scenario.Load
+	hpaSync                        time.Duration
 	// keep leaves the cluster up after the sale until Ctrl-C.
 	keep bool
 }
@@ -65,13 +59,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "bin", "directory for the timeline: demo.json and demo.png")
 	fs.StringVar(&o.kubeconfigOut, "kubeconfig-out", "", "also write the cluster's admin kubeconfig here")
 	cidr := fs.String("pod-cidr", "127.67.0.0/16", "loopback range the shops' pods take their addresses from")
-	fs.Float64Var(&o.rate, "rate", 40, "requests per second each shop gets before and after the sale")
-	fs.Float64Var(&o.factor, "factor", 10, "the sale's load as a multiple of --rate")
-	fs.DurationVar(&o.warm, "before", 30*time.Second, "time at --rate before the ramp")
-	fs.DurationVar(&o.ramp, "ramp", 10*time.Second, "time at twice --rate before the sale")
-	fs.DurationVar(&o.hold, "sale", 90*time.Second, "how long the sale's load lasts")
-	fs.DurationVar(&o.cool, "after", 30*time.Second, "time at --rate after the sale")
-	fs.DurationVar(&o.warmUpLead, "warm-up-lead", 15*time.Second, "how long before the sale Lockstep's CronHPAs raise the floors")
+	o.load.Bind(fs, scenario.DefaultLoad)
 	fs.DurationVar(&o.hpaSync, "hpa-sync", 5*time.Second, "the HPA controller's sync period (clusters run 15 s; shorter compresses time)")
 	fs.BoolVar(&o.keep, "keep", true, "keep the cluster up after the sale until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
@@ -84,26 +72,13 @@ func parseFlags(args []string) (options, error) {
 	if o.podCIDR, err = netip.ParsePrefix(*cidr); err != nil || !o.podCIDR.Addr().IsLoopback() {
 		return o, fmt.Errorf("--pod-cidr %q: want a loopback range such as 127.67.0.0/16", *cidr)
 	}
-	if o.rate <= 0 {
-		return o, fmt.Errorf("--rate %g: want more than 0 requests per second", o.rate)
-	}
-	if err := o.schedule().Validate(); err != nil {
-		return o, fmt.Errorf("the load (--rate, --factor, --before, --ramp, --sale, --after): %w", err)
-	}
-	if o.factor < 2 {
-		return o, fmt.Errorf("--factor %g: the sale must be at least twice --rate", o.factor)
-	}
-	if o.warmUpLead < 0 || o.warmUpLead > o.warm+o.ramp {
-		return o, fmt.Errorf("--warm-up-lead %s: want between 0 and --before plus --ramp (%s)", o.warmUpLead, o.warm+o.ramp)
+	if err := o.load.Validate(); err != nil {
+		return o, err
 	}
 	if o.hpaSync < time.Second {
 		return o, fmt.Errorf("--hpa-sync %s: want 1s or more", o.hpaSync)
 	}
 	return o, nil
-}
-
-func (o options) schedule() loadgen.Schedule {
-	return loadgen.Step(o.rate, o.factor, o.warm, o.ramp, o.hold, o.cool)
 }
 
 func run(o options) error {
@@ -168,7 +143,7 @@ func play(ctx context.Context, env *testbed.Env, o options, out io.Writer) (stri
 		return "", fmt.Errorf("creating the harness's log: %w", err)
 	}
 	defer harnessLog.Close()
-	cfg := scenario.SalesEvent(env, caddy, filepath.Join(env.LogDir, "proxies"), o.podCIDR, o.schedule(), o.warmUpLead)
+	cfg := scenario.SalesEvent(env, caddy, filepath.Join(env.LogDir, "proxies"), o.podCIDR, o.load.Schedule(), o.load.WarmUpLead)
 	cfg.Out, cfg.Log = out, zap.New(zap.WriteTo(harnessLog))
 	intro(out, o, cfg)
 	tl, err := scenario.Run(ctx, cfg)
@@ -182,6 +157,7 @@ func play(ctx context.Context, env *testbed.Env, o options, out io.Writer) (stri
 
 // intro tells a newcomer what is about to happen and how to read the live view.
 func intro(out io.Writer, o options, cfg scenario.Config) {
+	l := o.load
 	fmt.Fprintf(out, `
 A flash sale, played twice at once with the same requests:
   %-14s Lockstep: both tiers' HPAs scale on the ingress requests per second to checkout
@@ -199,8 +175,8 @@ answered, failed, and their P99 latency (SLO %s); the shop's nodes Ready/launche
 serverless capacity.
 
 Creating both shops and waiting for their first pods (their first nodes boot too)...
-`, cfg.Sides[0].Namespace, o.warmUpLead, cfg.Sides[1].Namespace, cfg.Nodes.BootDelay,
-		o.rate, o.warm, 2*o.rate, o.ramp, o.factor*o.rate, o.hold, o.rate, o.cool, o.hpaSync, cfg.SLO)
+`, cfg.Sides[0].Namespace, l.WarmUpLead, cfg.Sides[1].Namespace, cfg.Nodes.BootDelay,
+		l.Rate, l.Before, 2*l.Rate, l.Ramp, l.Factor*l.Rate, l.Sale, l.Rate, l.After, o.hpaSync, cfg.SLO)
 }
 
 func copyFile(from, to string) error {

@@ -29,6 +29,10 @@ type Config struct {
 	Concurrency int
 	// QueueLimit is how many requests may wait; beyond it requests get 503 at once.
 	QueueLimit int
+	// Burn spends each request's Work as real CPU time on the serving thread instead of
+	// modelling it: in a real pod (the kind load test) the CPU limit then slows the work, and
+	// the kubelet measures the usage. CPU only labels the pod's size then.
+	Burn bool
 }
 
 // Validate refuses a capacity that could not serve anything.
@@ -133,9 +137,14 @@ func (s *Server) Serve() (time.Duration, error) {
 	s.inService++
 	d := ServiceTime(s.cfg.Work, s.cfg.CPU, s.inService)
 	s.cpuSeconds += s.cfg.Work.Seconds()
+	burn, work := s.cfg.Burn, s.cfg.Work
 	s.mu.Unlock()
 
-	s.clock.Sleep(d)
+	if burn {
+		BurnCPU(s.clock, work)
+	} else {
+		s.clock.Sleep(d)
+	}
 
 	s.mu.Lock()
 	s.inService--

@@ -60,44 +60,9 @@ func Config(addr, dataDir string, routes []Route) ([]byte, error) {
 	if net.ParseIP(addr) == nil {
 		return nil, fmt.Errorf("ingress address %q is not an IP address", addr)
 	}
-	sorted := append([]Route(nil), routes...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Host < sorted[j].Host })
-	var caddyRoutes []any
-	for _, r := range sorted {
-		if r.Host == "" {
-			return nil, fmt.Errorf("a route has no host")
-		}
-		upstreams := []any{}
-		for _, u := range r.Upstreams {
-			upstreams = append(upstreams, map[string]any{"dial": u})
-		}
-		handler := map[string]any{"handler": "reverse_proxy", "upstreams": upstreams,
-			"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": "least_conn"}}}
-		if l := r.Lookup; l != nil {
-			if l.Name == "" || l.Port <= 0 || l.Port > 65535 {
-				return nil, fmt.Errorf("route %s: a lookup needs a name and a port", r.Host)
-			}
-			if _, err := netip.ParseAddrPort(l.Resolver); err != nil {
-				return nil, fmt.Errorf("route %s: resolver %q is not an IP address and port", r.Host, l.Resolver)
-			}
-			delete(handler, "upstreams")
-			handler["dynamic_upstreams"] = map[string]any{
-				"source":   "a",
-				"name":     l.Name,
-				"port":     strconv.Itoa(l.Port),
-				"refresh":  lookupRefresh,
-				"resolver": map[string]any{"addresses": []any{"udp/" + l.Resolver}},
-				"versions": map[string]any{"ipv4": true},
-			}
-		} else if len(r.Upstreams) == 0 {
-			// No ready pod: answer 503 as an ingress with no endpoints does.
-			handler = map[string]any{"handler": "static_response", "status_code": 503}
-		}
-		caddyRoutes = append(caddyRoutes, map[string]any{
-			"match":    []any{map[string]any{"host": []any{r.Host}}},
-			"handle":   []any{handler},
-			"terminal": true,
-		})
+	caddyRoutes, err := routesJSON(routes)
+	if err != nil {
+		return nil, err
 	}
 	cfg := map[string]any{
 		// The admin API checks the Host header against its origins: the pod's address, which is
@@ -110,14 +75,7 @@ func Config(addr, dataDir string, routes []Route) ([]byte, error) {
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
 		"apps": map[string]any{"http": map[string]any{
 			"metrics": map[string]any{"per_host": true},
-			"servers": map[string]any{"ingress": map[string]any{
-				"listen":              []any{net.JoinHostPort(addr, strconv.Itoa(HTTPPort))},
-				"routes":              caddyRoutes,
-				"automatic_https":     map[string]any{"disable": true},
-				"protocols":           []any{"h1"},
-				"idle_timeout":        "2m",
-				"read_header_timeout": "10s",
-			}},
+			"servers": map[string]any{"ingress": server(net.JoinHostPort(addr, strconv.Itoa(HTTPPort)), caddyRoutes)},
 		}},
 	}
 	return json.MarshalIndent(cfg, "", "  ")
@@ -221,4 +179,87 @@ func (c *Caddy) CPUSeconds() float64 {
 		c.cpu.Store(math.Float64bits(secs))
 	}
 	return math.Float64frombits(c.cpu.Load())
+}
+
+// ClusterConfig is the Caddy JSON configuration of an ingress pod in a real cluster: traffic on
+// HTTPPort and Prometheus /metrics on AdminPort, both on every interface of the pod. The admin API
+// is off: nothing reconfigures a pod's Caddy once it runs, and its /metrics would refuse requests
+// whose Host is not an origin it knows, such as the pod's address.
+func ClusterConfig(routes []Route) ([]byte, error) {
+	caddyRoutes, err := routesJSON(routes)
+	if err != nil {
+		return nil, err
+	}
+	metrics := []any{map[string]any{"handle": []any{map[string]any{"handler": "metrics"}}}}
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "WARN"}}},
+		"apps": map[string]any{"http": map[string]any{
+			"metrics": map[string]any{"per_host": true},
+			"servers": map[string]any{
+				"ingress": server(":"+strconv.Itoa(HTTPPort), caddyRoutes),
+				"metrics": server(":"+strconv.Itoa(AdminPort), metrics),
+			},
+		}},
+	}
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+func server(listen string, routes []any) map[string]any {
+	return map[string]any{
+		"listen":              []any{listen},
+		"routes":              routes,
+		"automatic_https":     map[string]any{"disable": true},
+		"protocols":           []any{"h1"},
+		"idle_timeout":        "2m",
+		"read_header_timeout": "10s",
+	}
+}
+
+// routesJSON is Caddy's routes for routes, sorted by host. A lookup without a resolver uses the
+// system's (a cluster's DNS).
+func routesJSON(routes []Route) ([]any, error) {
+	sorted := append([]Route(nil), routes...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Host < sorted[j].Host })
+	var caddyRoutes []any
+	for _, r := range sorted {
+		if r.Host == "" {
+			return nil, fmt.Errorf("a route has no host")
+		}
+		upstreams := []any{}
+		for _, u := range r.Upstreams {
+			upstreams = append(upstreams, map[string]any{"dial": u})
+		}
+		handler := map[string]any{"handler": "reverse_proxy", "upstreams": upstreams,
+			"load_balancing": map[string]any{"selection_policy": map[string]any{"policy": "least_conn"}}}
+		if l := r.Lookup; l != nil {
+			if l.Name == "" || l.Port <= 0 || l.Port > 65535 {
+				return nil, fmt.Errorf("route %s: a lookup needs a name and a port", r.Host)
+			}
+			delete(handler, "upstreams")
+			dynamic := map[string]any{
+				"source":   "a",
+				"name":     l.Name,
+				"port":     strconv.Itoa(l.Port),
+				"refresh":  lookupRefresh,
+				"versions": map[string]any{"ipv4": true},
+			}
+			if l.Resolver != "" {
+				if _, err := netip.ParseAddrPort(l.Resolver); err != nil {
+					return nil, fmt.Errorf("route %s: resolver %q is not an IP address and port", r.Host, l.Resolver)
+				}
+				dynamic["resolver"] = map[string]any{"addresses": []any{"udp/" + l.Resolver}}
+			}
+			handler["dynamic_upstreams"] = dynamic
+		} else if len(r.Upstreams) == 0 {
+			// No ready pod: answer 503 as an ingress with no endpoints does.
+			handler = map[string]any{"handler": "static_response", "status_code": 503}
+		}
+		caddyRoutes = append(caddyRoutes, map[string]any{
+			"match":    []any{map[string]any{"host": []any{r.Host}}},
+			"handle":   []any{handler},
+			"terminal": true,
+		})
+	}
+	return caddyRoutes, nil
 }

@@ -2,10 +2,13 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -285,5 +288,54 @@ func TestConfig(t *testing.T) {
 		if _, err := proxy.Config("127.0.0.1", "/tmp", []proxy.Route{{Host: "a", Lookup: &l}}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestClusterConfig checks the configuration of an ingress pod in a real cluster (the kind load
+// test): traffic and /metrics on every interface, no admin API, lookups through the system's
+// resolver. Caddy itself validates it, provisioning every module without listening.
+func TestClusterConfig(t *testing.T) {
+	framework.Env(t) // the bed's binaries include Caddy
+	cfg, err := proxy.ClusterConfig([]proxy.Route{
+		{Host: "checkout.shop.svc.cluster.local", Lookup: &proxy.Lookup{Name: "checkout-pods.shop.svc.cluster.local", Port: 8080}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Admin struct {
+			Disabled bool `json:"disabled"`
+		} `json:"admin"`
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string         `json:"listen"`
+					Routes []map[string]any `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(cfg, &doc); err != nil {
+		t.Fatal(err)
+	}
+	servers := doc.Apps.HTTP.Servers
+	if !doc.Admin.Disabled || len(servers) != 2 || servers["ingress"].Listen[0] != ":8080" || servers["metrics"].Listen[0] != ":2019" {
+		t.Fatalf("config:\n%s", cfg)
+	}
+	if strings.Contains(string(cfg), "resolver") || !strings.Contains(string(cfg), `"handler": "metrics"`) {
+		t.Errorf("want the system's resolver and a metrics handler:\n%s", cfg)
+	}
+	bin, err := testbed.BinaryPath("", "caddy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "validate", "--config", path)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("caddy validate: %v\n%s", err, out)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/lockstep-dev/lockstep/test/components"
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/load/demoapi"
@@ -31,25 +33,40 @@ const (
 // (memory is not priced).
 var Prices = timeline.Prices{NodeHour: 0.40, CoreHour: 0.05, ServerlessCoreHour: 0.08}
 
-// SalesEvent is the sales event as the load tests and the demo play it: Lockstep's recipe
-// against the baseline with the same load, checkout pods that serve 50 requests per second on
-// half a core (10 ms of CPU a request, 8 at once, 100 waiting at most), a 250 ms P99 SLO, and
-// each side on its own pool of 4-core nodes that take 20 s to boot. Lockstep's CronHPAs raise
-// the floors warmUpLead before the step.
-func SalesEvent(env *testbed.Env, caddy, dir string, podCIDR netip.Prefix, schedule loadgen.Schedule, warmUpLead time.Duration) Config {
+// SalesService is the checkout pods' capacity in the sales event: 10 ms of CPU a request, 8
+// served at once, 100 waiting at most, so a pod with half a core serves 50 requests per second.
+var SalesService = demoapi.Config{Work: 10 * time.Millisecond, CPU: 0.5, Concurrency: 8, QueueLimit: 100}
+
+// salesEvent is the sales event in any cluster: Lockstep's recipe against the baseline with the
+// same load and a 250 ms P99 SLO; Lockstep's CronHPAs raise the floors warmUpLead before the
+// step.
+func salesEvent(rc *rest.Config, p Plumbing, schedule loadgen.Schedule, warmUpLead time.Duration) Config {
 	return Config{
-		Env: env, Caddy: caddy, Dir: dir, PodCIDR: podCIDR,
+		Rest: rc, Plumbing: p,
 		Schedule:   schedule,
 		WarmUpLead: warmUpLead,
-		Service:    demoapi.Config{Work: 10 * time.Millisecond, CPU: 0.5, Concurrency: 8, QueueLimit: 100},
 		SLO:        250 * time.Millisecond,
 		Sides: []Side{
 			{Name: "lockstep", Namespace: LockstepNamespace, Policy: sales.Lockstep},
 			{Name: "baseline", Namespace: BaselineNamespace, Policy: sales.Baseline},
 		},
-		Nodes: &Nodes{BootDelay: 20 * time.Second, InstanceType: "c-4x-amd64-linux"},
-		Tail:  5 * time.Second,
+		Tail: 5 * time.Second,
 	}
+}
+
+// SalesEvent is the sales event on a test bed, as the load tests and the demo play it: every
+// pod backed by a process (Local), checkout's capacity SalesService, and each side on its own
+// pool of 4-core kwok nodes that take 20 s to boot.
+func SalesEvent(env *testbed.Env, caddy, dir string, podCIDR netip.Prefix, schedule loadgen.Schedule, warmUpLead time.Duration) Config {
+	cfg := salesEvent(env.Config, &Local{Env: env, Caddy: caddy, Dir: dir, PodCIDR: podCIDR, Service: SalesService}, schedule, warmUpLead)
+	cfg.Nodes = &Nodes{BootDelay: 20 * time.Second, InstanceType: "c-4x-amd64-linux"}
+	return cfg
+}
+
+// InClusterSalesEvent is the sales event in a real cluster (the kind load test): the pods run
+// the images (InCluster), on the cluster's own nodes.
+func InClusterSalesEvent(rc *rest.Config, images Images, schedule loadgen.Schedule, warmUpLead time.Duration) Config {
+	return salesEvent(rc, &InCluster{Images: images, Service: SalesService}, schedule, warmUpLead)
 }
 
 // StartLockstep runs Lockstep's components for the sales event on env, from repo's config/crd

@@ -1,10 +1,12 @@
-// Package scenario plays the sales event under real load on a test bed, two sides at once:
-// Lockstep's recipe in one namespace and the baseline (CPU-utilisation HPAs only) in another,
-// with the same workloads (test/scenarios/sales) and the same load. Every Running pod is backed
-// by a real process (package backing): Caddy for the ingress tier, the demo API for the service
-// tier. The load generator sends each side's requests to its ingress pods, as a cloud load
-// balancer in front of an ingress controller, with the service's in-cluster name as the Host.
-// Run returns the timeline of both sides; the caller starts Lockstep's components first.
+// Package scenario plays the sales event under real load, two sides at once: Lockstep's recipe
+// in one namespace and the baseline (CPU-utilisation HPAs only) in another, with the same
+// workloads (test/scenarios/sales) and the same load. The load generator sends each side's
+// requests to its ingress tier, as a cloud load balancer in front of an ingress controller, with
+// the service's in-cluster name as the Host. Where the pods serve is the Plumbing: on the test
+// bed (Local) every Running kwok pod is backed by a real process (Caddy for the ingress tier,
+// the demo API for the service tier); in a real cluster (InCluster, the kind load test) the pods
+// run those images. Run returns the timeline of both sides; the caller starts Lockstep's
+// components first.
 package scenario
 
 import (
@@ -12,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,18 +24,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lockstep-dev/lockstep/test/load/backing"
-	"github.com/lockstep-dev/lockstep/test/load/demoapi"
-	"github.com/lockstep-dev/lockstep/test/load/dns"
 	"github.com/lockstep-dev/lockstep/test/load/loadgen"
-	"github.com/lockstep-dev/lockstep/test/load/proxy"
 	"github.com/lockstep-dev/lockstep/test/load/timeline"
 	"github.com/lockstep-dev/lockstep/test/scenarios/sales"
-	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 // The scenario's workloads, as test/scenarios/sales names them.
@@ -56,20 +54,15 @@ type Side struct {
 
 // Config is one run.
 type Config struct {
-	Env *testbed.Env
-	// Caddy is the proxy's binary (bin/testbed/caddy-…).
-	Caddy string
-	// Dir holds the Caddy processes' files.
-	Dir string
-	// PodCIDR is the bed's KwokPodCIDR: every scenario pod's address is in it.
-	PodCIDR netip.Prefix
+	// Rest reaches the cluster's API server.
+	Rest *rest.Config
+	// Plumbing runs and reaches the sides' pods: Local on the test bed, InCluster elsewhere.
+	Plumbing Plumbing
 	// Schedule is the load each side gets; it must have a "step" phase.
 	Schedule loadgen.Schedule
 	// WarmUpLead is how long before the step Lockstep's CronHPAs raise the floors; they lower
 	// them when the step ends.
 	WarmUpLead time.Duration
-	// Service is the demo API's capacity model (its CPU comes from each pod).
-	Service demoapi.Config
 	// SLO is the P99 the service tier should keep.
 	SLO time.Duration
 	// Sides run at once, each in its own namespace (created if missing).
@@ -79,7 +72,7 @@ type Config struct {
 	// Out receives a live line per side every LiveEvery (default 5 s); nil for none.
 	Out       io.Writer
 	LiveEvery time.Duration
-	// Log receives the backends' starts, stops and failures.
+	// Log receives the plumbing's notes (backends' starts, stops, failures) and sampling errors.
 	Log logr.Logger
 	// ReadyTimeout bounds the wait for each side's first pods to answer (default 2 min).
 	ReadyTimeout time.Duration
@@ -92,20 +85,19 @@ type Config struct {
 
 func (c *Config) validate() error {
 	var errs []error
-	if c.Env == nil || c.Caddy == "" || c.Dir == "" {
-		errs = append(errs, errors.New("a test bed, a Caddy binary and a directory are required"))
+	if c.Rest == nil || c.Plumbing == nil {
+		errs = append(errs, errors.New("a cluster and its plumbing are required"))
 	}
-	if !c.PodCIDR.IsValid() || !c.PodCIDR.Addr().IsLoopback() {
-		errs = append(errs, fmt.Errorf("pod range %s is not on loopback", c.PodCIDR))
+	if l, ok := c.Plumbing.(*Local); ok {
+		if err := l.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := c.Schedule.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, _, ok := stepSpan(c.Schedule); !ok {
 		errs = append(errs, fmt.Errorf("the schedule has no %q phase", timeline.StepPhase))
-	}
-	if err := c.Service.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("service model: %w", err))
 	}
 	if c.Nodes != nil && (c.Nodes.BootDelay < 0 || c.Nodes.InstanceType == "") {
 		errs = append(errs, errors.New("node pools need an instance type and a boot delay of zero or more"))
@@ -149,7 +141,7 @@ func phases(s loadgen.Schedule) []timeline.Phase {
 // side is a side while it runs.
 type side struct {
 	Side
-	runner *backing.Runner
+	reach  Reach
 	gen    *loadgen.Generator
 	result *loadgen.Result
 	genErr error
@@ -177,25 +169,26 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	clk := cfg.Clock
-	cs, err := cfg.Env.Clientset()
+	cs, err := kubernetes.NewForConfig(cfg.Rest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating a clientset: %w", err)
 	}
-	c, err := client.New(cfg.Env.Config, client.Options{})
+	c, err := client.New(cfg.Rest, client.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("creating a client: %w", err)
 	}
-	names, err := dns.Listen("127.0.0.1")
-	if err != nil {
-		return nil, err
+	if closer, ok := cfg.Plumbing.(io.Closer); ok {
+		defer closer.Close()
 	}
-	defer names.Close()
-
-	runCtx, stopBackends := context.WithCancel(ctx)
-	var backends sync.WaitGroup
+	runCtx, stopPlumbing := context.WithCancel(ctx)
+	var sides []*side
 	defer func() {
-		stopBackends()
-		backends.Wait()
+		stopPlumbing()
+		for _, sd := range sides {
+			if sd.reach.Done != nil {
+				<-sd.reach.Done
+			}
+		}
 	}()
 	if cfg.Nodes != nil {
 		for _, o := range nodeObjects(*cfg.Nodes, cfg.Sides) {
@@ -204,23 +197,15 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 			}
 		}
 	}
-	sides := make([]*side, len(cfg.Sides))
-	for i, s := range cfg.Sides {
-		sd, err := prepare(runCtx, cfg, cs, c, names, s)
+	for _, s := range cfg.Sides {
+		sd, err := prepare(runCtx, cfg, cs, c, s)
 		if err != nil {
 			return nil, err
 		}
-		sides[i] = sd
-		backends.Add(1)
-		go func() {
-			defer backends.Done()
-			if err := sd.runner.Run(runCtx); err != nil {
-				cfg.Log.Error(err, "backing pods", "side", s.Name)
-			}
-		}()
+		sides = append(sides, sd)
 	}
 	for _, sd := range sides {
-		if err := waitAnswering(ctx, clk, sd, cfg.ReadyTimeout); err != nil {
+		if err := waitAnswering(ctx, clk, cs, sd, cfg.ReadyTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -251,10 +236,7 @@ func movedBack(ctx context.Context, cs kubernetes.Interface, namespace string, s
 			continue
 		}
 		seen[uid] = true
-		at := e.EventTime.Time
-		if at.IsZero() {
-			at = e.FirstTimestamp.Time
-		}
+		at := eventTime(e)
 		// Pods spilled while the first nodes booted and moved back before the load are set-up.
 		if at.Before(start) {
 			continue
@@ -274,7 +256,7 @@ func startAt(ctx context.Context, cfg Config, c client.Client, sides []*side) (t
 	stepFrom, stepTo, _ := stepSpan(cfg.Schedule)
 	times := sales.Times{WarmUp: start.Add(stepFrom - cfg.WarmUpLead), SaleEnd: start.Add(stepTo)}
 	for _, sd := range sides {
-		if err := apply(ctx, c, sd, times, true, cfg.Nodes != nil); err != nil {
+		if err := apply(ctx, c, sd, cfg, times, true); err != nil {
 			return start, err
 		}
 	}
@@ -321,8 +303,8 @@ func play(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*sid
 }
 
 // prepare creates a side's namespace and objects (all but the CronHPAs, which wait for the
-// load's start) and its backing runner and load generator.
-func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.Client, names *dns.Server, s Side) (*side, error) {
+// load's start), starts its plumbing and makes its load generator.
+func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.Client, s Side) (*side, error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.Namespace}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating namespace %s: %w", s.Namespace, err)
@@ -330,33 +312,19 @@ func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.
 	sd := &side{Side: s}
 	// The CronHPAs are left out here; these times only pass validation.
 	now := cfg.Clock.Now()
-	if err := apply(ctx, c, sd, sales.Times{WarmUp: now, SaleEnd: now.Add(time.Hour)}, false, cfg.Nodes != nil); err != nil {
+	if err := apply(ctx, c, sd, cfg, sales.Times{WarmUp: now, SaleEnd: now.Add(time.Hour)}, false); err != nil {
 		return nil, err
 	}
-	resolver := names.Addr()
-	routes := func() []proxy.Route {
-		return backing.Routes(s.Namespace, resolver, map[string]int{checkout: backing.ServicePort})
-	}
-	runner, err := backing.New(cs, backing.Options{
-		Namespace: s.Namespace,
-		Starters: map[string]backing.Starter{
-			"ingress": backing.IngressStarter(cfg.Env, cfg.Caddy, filepath.Join(cfg.Dir, s.Namespace), routes),
-			"service": backing.ServiceStarter(cfg.Service),
-		},
-		DNS:    names,
-		Prefix: cfg.PodCIDR,
-		Log:    cfg.Log.WithValues("side", s.Name),
-	})
+	reach, err := cfg.Plumbing.Start(ctx, cs, s, cfg.Log.WithValues("side", s.Name))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("side %s: %w", s.Name, err)
 	}
-	sd.runner = runner
-	ingress := backing.ServiceName(gateway, s.Namespace)
+	sd.reach = reach
 	sd.gen = &loadgen.Generator{
 		Schedule: cfg.Schedule,
 		Host:     backing.ServiceName(checkout, s.Namespace),
-		Target:   spread(names, ingress),
-		Allowed:  []netip.Prefix{cfg.PodCIDR},
+		Target:   reach.Target,
+		Allowed:  reach.Allowed,
 	}
 	return sd, nil
 }
@@ -364,38 +332,32 @@ func prepare(ctx context.Context, cfg Config, cs kubernetes.Interface, c client.
 // startLead is how far ahead of now the load's start is set.
 const startLead = 5 * time.Second
 
-// noIngress is where requests go while no ingress pod answers: a refused connection, counted
-// as an error, as a load balancer with no healthy backend fails them.
-const noIngress = "http://127.0.0.1:1/"
-
-// spread sends the n-th request to an ingress pod in turn, as DNS names them now.
-func spread(names *dns.Server, ingress string) func(n int64) string {
-	return func(n int64) string {
-		addrs := names.Lookup(ingress)
-		if len(addrs) == 0 {
-			return noIngress
-		}
-		a := addrs[int(n%int64(len(addrs)))]
-		return "http://" + netip.AddrPortFrom(a, proxy.HTTPPort).String() + "/"
-	}
-}
-
-// apply creates a side's objects: the CronHPAs only when crons is set, everything else
-// otherwise; with pools, the Deployments' pods go to the side's own nodes.
-func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, crons, pools bool) error {
-	objs, err := sales.Objects(sd.Policy, sd.Namespace, times)
+// apply creates a side's objects: the CronHPAs only when crons is set, everything else,
+// prepared by the plumbing, otherwise. With node pools, the Deployments' pods go to the side's
+// own nodes.
+func apply(ctx context.Context, c client.Client, sd *side, cfg Config, times sales.Times, crons bool) error {
+	all, err := sales.Objects(sd.Policy, sd.Namespace, times)
 	if err != nil {
 		return err
 	}
-	for _, o := range objs {
+	var objs []*unstructured.Unstructured
+	for _, o := range all {
 		if (o.GetKind() == "CronHorizontalPodAutoscaler") != crons {
 			continue
 		}
-		if pools {
+		if cfg.Nodes != nil {
 			if err := placeOnSide(o, sd.Side); err != nil {
 				return err
 			}
 		}
+		objs = append(objs, o)
+	}
+	if !crons {
+		if objs, err = cfg.Plumbing.Prepare(sd.Side, objs); err != nil {
+			return fmt.Errorf("side %s: %w", sd.Name, err)
+		}
+	}
+	for _, o := range objs {
 		if err := c.Create(ctx, o); err != nil {
 			return fmt.Errorf("side %s: creating %s %s: %w", sd.Name, o.GetKind(), o.GetName(), err)
 		}
@@ -404,15 +366,17 @@ func apply(ctx context.Context, c client.Client, sd *side, times sales.Times, cr
 }
 
 // waitAnswering waits until a side's first pods of every tier answer.
-func waitAnswering(ctx context.Context, clk clock.Clock, sd *side, timeout time.Duration) error {
+func waitAnswering(ctx context.Context, clk clock.Clock, cs kubernetes.Interface, sd *side, timeout time.Duration) error {
 	deadline := clk.Now().Add(timeout)
 	for {
-		backed := sd.runner.Backed()
 		ready := map[string]int{}
-		for name := range backed {
-			for _, t := range Tiers {
-				if strings.HasPrefix(name, t.Workload+"-") {
-					ready[t.Workload]++
+		pods, err := cs.CoreV1().Pods(sd.Namespace).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for name := range sd.reach.Answering(pods.Items) {
+				for _, t := range Tiers {
+					if strings.HasPrefix(name, t.Workload+"-") {
+						ready[t.Workload]++
+					}
 				}
 			}
 		}
@@ -420,6 +384,9 @@ func waitAnswering(ctx context.Context, clk clock.Clock, sd *side, timeout time.
 			return nil
 		}
 		if clk.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("side %s: listing its pods: %w", sd.Name, err)
+			}
 			return fmt.Errorf("side %s: pods answering after %s: %v (want every tier)", sd.Name, timeout, ready)
 		}
 		select {
@@ -461,10 +428,7 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
 				}
 			}
-			cl.Backed = map[string]bool{}
-			for name := range sd.runner.Backed() {
-				cl.Backed[name] = true
-			}
+			cl.Backed = sd.reach.Answering(cl.Pods)
 			smp := timeline.Observe(second, Tiers, cl, timeline.Load{})
 			sd.mu.Lock()
 			sd.samples = append(sd.samples, smp)
@@ -517,13 +481,11 @@ func assemble(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []
 			loads[w.Second] = loadOf(w)
 		}
 		out.Samples, out.SampleErrors = timeline.Join(sd.samples, loads), sd.sampleErrors
-		for _, e := range sd.runner.Events() {
-			out.Events = append(out.Events, timeline.Event{
-				Second: int(e.Time.Sub(start) / time.Second), Reason: e.Action,
-				What: fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
-			})
+		events, err := sd.reach.Events(ctx, start)
+		if err != nil {
+			return nil, fmt.Errorf("side %s: %w", sd.Name, err)
 		}
-		out.Events = append(out.Events, moved...)
+		out.Events = append(events, moved...)
 		sort.SliceStable(out.Events, func(i, j int) bool { return out.Events[i].Second < out.Events[j].Second })
 		tl.Sides = append(tl.Sides, out)
 	}

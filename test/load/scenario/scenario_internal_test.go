@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/lockstep-dev/lockstep/test/load/demoapi"
 	"github.com/lockstep-dev/lockstep/test/load/dns"
 	"github.com/lockstep-dev/lockstep/test/load/loadgen"
@@ -32,9 +34,10 @@ func TestPhases(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	good := func() Config {
 		return Config{
-			Env: &testbed.Env{}, Caddy: "caddy", Dir: "/tmp/x", PodCIDR: netip.MustParsePrefix("127.66.0.0/16"),
+			Rest: &rest.Config{},
+			Plumbing: &Local{Env: &testbed.Env{}, Caddy: "caddy", Dir: "/tmp/x", PodCIDR: netip.MustParsePrefix("127.66.0.0/16"),
+				Service: demoapi.Config{Work: time.Millisecond, CPU: 1, Concurrency: 1}},
 			Schedule: loadgen.Step(10, 10, time.Second, time.Second, time.Second, time.Second),
-			Service:  demoapi.Config{Work: time.Millisecond, CPU: 1, Concurrency: 1},
 			Sides:    []Side{{Name: "a", Namespace: "a"}, {Name: "b", Namespace: "b"}},
 		}
 	}
@@ -49,13 +52,15 @@ func TestConfigValidate(t *testing.T) {
 		mutate func(*Config)
 		err    string
 	}{
-		"pods off loopback":  {func(c *Config) { c.PodCIDR = netip.MustParsePrefix("10.0.0.0/8") }, "not on loopback"},
+		"pods off loopback":  {func(c *Config) { c.Plumbing.(*Local).PodCIDR = netip.MustParsePrefix("10.0.0.0/8") }, "not on loopback"},
 		"no step":            {func(c *Config) { c.Schedule = c.Schedule[:1] }, `no "step" phase`},
-		"bad service model":  {func(c *Config) { c.Service.Work = 0 }, "service model"},
+		"bad service model":  {func(c *Config) { c.Plumbing.(*Local).Service.Work = 0 }, "service model"},
 		"no sides":           {func(c *Config) { c.Sides = nil }, "no sides"},
 		"a shared namespace": {func(c *Config) { c.Sides[1].Namespace = "a" }, "of its own"},
-		"no caddy":           {func(c *Config) { c.Caddy = "" }, "Caddy binary"},
+		"no caddy":           {func(c *Config) { c.Plumbing.(*Local).Caddy = "" }, "Caddy binary"},
 		"no name for a side": {func(c *Config) { c.Sides[0].Name = "" }, "a name"},
+		"no plumbing":        {func(c *Config) { c.Plumbing = nil }, "plumbing"},
+		"no cluster":         {func(c *Config) { c.Rest = nil }, "a cluster"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good()

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
 	"github.com/lockstep-dev/lockstep/test/load/loadgen"
 	"github.com/lockstep-dev/lockstep/test/load/scenario"
 	"github.com/lockstep-dev/lockstep/test/load/timeline"
+	"github.com/lockstep-dev/lockstep/test/scenarios/sales"
 	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
@@ -133,4 +136,42 @@ func floorBeforeStep(s timeline.Side, stepFrom int) int32 {
 		}
 	}
 	return 0
+}
+
+// TestInClusterObjectsAreValid has the API server validate (a server-side dry run) the workloads,
+// Services and ConfigMap the kind load test creates for each side, which cannot run here.
+func TestInClusterObjectsAreValid(t *testing.T) {
+	c, err := client.New(framework.Env(t).Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := &scenario.InCluster{Images: scenario.Images{Caddy: "caddy:2.11", DemoAPI: "ghcr.io/lockstep-dev/demo-api:kind"}, Service: scenario.SalesService}
+	for _, policy := range []sales.Policy{sales.Lockstep, sales.Baseline} {
+		ns := "kind-" + string(policy)
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		objs, err := sales.Objects(policy, ns, sales.Times{WarmUp: time.Now(), SaleEnd: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prepared, err := p.Prepare(scenario.Side{Name: string(policy), Namespace: ns, Policy: policy}, objs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, o := range prepared {
+			switch o.GetKind() {
+			case "Deployment", "Service", "ConfigMap":
+				if err := c.Create(ctx, o, client.DryRunAll); err != nil {
+					t.Errorf("%s: %s %s: %v", policy, o.GetKind(), o.GetName(), err)
+				}
+				checked++
+			}
+		}
+		if checked != 6 {
+			t.Errorf("%s: %d objects checked, want 2 Deployments, 3 Services and a ConfigMap", policy, checked)
+		}
+	}
 }
