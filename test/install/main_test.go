@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 	framework.Main(m, opts)
 }
 
-// realNodeImages lists Lockstep's image archives and builds the probe's.
+// realNodeImages lists Lockstep's image archives and builds the probe's and the demo API's.
 func realNodeImages() ([]string, error) {
 	dir := os.Getenv(ImagesEnv)
 	if dir == "" {
@@ -65,5 +65,9 @@ func realNodeImages() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(out, probe), nil
+	demoAPI, err := testbed.BuildImage(tmp, demoAPIPackage, demoAPIImage)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, probe, demoAPI), nil
 }
