@@ -84,8 +84,8 @@ type SideSummary struct {
 	DecidedAfter map[string]int `json:"decidedAfter"`
 	// AllDecidedAfter is the latest of DecidedAfter, -1 when some tier never decided.
 	AllDecidedAfter int `json:"allDecidedAfter"`
-	// ServedAfter is the seconds from the step until every tier had its peak's pods running
-	// and answering; -1 when that never happened.
+	// ServedAfter is the seconds from the step until every tier's HPA had decided its peak and
+	// every tier had that many pods running and answering; -1 when that never happened.
 	ServedAfter int `json:"servedAfter"`
 	// The step's load: requests sent, not answered well (failed, errors, dropped), P99.
 	StepSent   int     `json:"stepSent"`
@@ -170,14 +170,21 @@ func summarizeSide(side Side, tiers []Tier, step Phase, slo float64, prices Pric
 			s.AllDecidedAfter = max(s.AllDecidedAfter, after)
 		}
 	}
-	s.ServedAfter = firstAfter(side.Samples, step.From, func(smp Sample) bool {
-		for _, t := range tiers {
-			if smp.Tiers[t.Name].Backed < int(s.Peak[t.Name]) {
-				return false
+	// Counted from the last tier's decision: before it, more pods can answer than the HPA wants
+	// while a pod moves back (the released pod and its replacement both serve).
+	if s.AllDecidedAfter >= 0 {
+		served := firstAfter(side.Samples, step.From+s.AllDecidedAfter, func(smp Sample) bool {
+			for _, t := range tiers {
+				if smp.Tiers[t.Name].Backed < int(s.Peak[t.Name]) {
+					return false
+				}
 			}
+			return true
+		})
+		if served >= 0 {
+			s.ServedAfter = s.AllDecidedAfter + served
 		}
-		return true
-	})
+	}
 	for _, e := range side.Events {
 		switch e.Reason {
 		case EventResized:

@@ -176,6 +176,16 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("priced by node: %+v, %v", sum.Sides[0], err)
 	}
 
+	// Pods answering before the HPA decided its peak (a pod moving back and its replacement both
+	// serve) do not count as served: the peak was decided at second 4, served at second 5.
+	early := Side{Name: "early", Samples: []Sample{
+		sample(2, 2, 2, 8, 8, 0), sample(3, 2, 2, 8, 10, 0), sample(4, 2, 2, 10, 9, 0), sample(5, 2, 2, 10, 10, 0),
+	}}
+	sum, err = Summarize(&Timeline{Tiers: tiers, Phases: phases, Sides: []Side{early}}, Prices{})
+	if err != nil || sum.Sides[0].AllDecidedAfter != 2 || sum.Sides[0].ServedAfter != 3 {
+		t.Fatalf("served before decided: %+v, %v", sum.Sides[0], err)
+	}
+
 	// A tier that never reaches its peak's pods within the run.
 	never := Side{Name: "never", Samples: []Sample{sample(2, 2, 2, 9, 3, 0), sample(5, 2, 2, 9, 4, 0)}}
 	sum, err = Summarize(&Timeline{Tiers: tiers, Phases: phases, Sides: []Side{never}}, Prices{})
