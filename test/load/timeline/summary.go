@@ -246,6 +246,10 @@ func PrintSummary(w io.Writer, sum Summary, tiers []Tier, sloMillis float64) err
 	fmt.Fprintln(tw, strings.Join(names, "\t"))
 	for _, t := range tiers {
 		row(t.Name+" HPA decided its peak", func(s SideSummary) string {
+			if s.DecidedAfter[t.Name] == 0 {
+				// A floor raised ahead, or a tier the step never moved.
+				return fmt.Sprintf("already there (%d replicas)", s.Peak[t.Name])
+			}
 			return fmt.Sprintf("%s (%d replicas)", seconds(s.DecidedAfter[t.Name]), s.Peak[t.Name])
 		})
 	}

@@ -211,7 +211,7 @@ func TestOutput(t *testing.T) {
 	if err := PrintSummary(&out, sum, tiers, 250); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"lockstep", "baseline", "service HPA decided its peak", "0 s (4 replicas)", "never", "seconds over the 250 ms SLO"} {
+	for _, want := range []string{"lockstep", "baseline", "service HPA decided its peak", "already there (4 replicas)", "never", "seconds over the 250 ms SLO"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("summary lacks %q:\n%s", want, out.String())
 		}
