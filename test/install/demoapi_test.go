@@ -10,16 +10,12 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/ptr"
 
 	"github.com/lockstep-dev/lockstep/test/framework"
-	"github.com/lockstep-dev/lockstep/test/testbed"
 )
 
 // The demo API's image, as the kind load test's checkout pods run it (test/load/cmd/demo-api).
@@ -37,32 +33,14 @@ func TestDemoAPIOnRealNode(t *testing.T) {
 	cs := framework.Clientset(t)
 	ctx := context.Background()
 	ns := framework.Namespace(t, cs)
-	labels := map[string]string{"app": "checkout"}
+	// The probe's Deployment on the real node, running the demo API under a 200m CPU limit.
+	d := probeDeployment("checkout", 1, "--listen=:8080", "--work=10ms", "--concurrency=8", "--queue-limit=100")
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.Name, c.Image = "checkout", demoAPIImage
 	cpu := resource.MustParse("200m")
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "checkout"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{testbed.RealNodeLabel: "true"},
-					Containers: []corev1.Container{{
-						Name: "checkout", Image: demoAPIImage, ImagePullPolicy: corev1.PullNever,
-						Args: []string{"--listen=:8080", "--work=10ms", "--concurrency=8", "--queue-limit=100"},
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("32Mi")},
-							Limits:   corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("64Mi")},
-						},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
-							PeriodSeconds: 1,
-						},
-					}},
-				},
-			},
-		},
+	c.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("64Mi")},
 	}
 	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -126,9 +126,18 @@ type Event struct {
 	Time   time.Time
 	Pod    string
 	Role   string
-	Action string // "started", "stopped", "failed", "resized"
+	Action string // ActionStarted, ActionStopped, ActionFailed or ActionResized
 	Detail string
 }
+
+// What an Event records.
+const (
+	ActionStarted = "started"
+	ActionStopped = "stopped"
+	ActionFailed  = "failed"
+	// ActionResized is a backend following an in-place resize of its pod's CPU.
+	ActionResized = "resized"
+)
 
 // maxEvents bounds the events a Runner keeps (the oldest go first).
 const maxEvents = 10_000
@@ -327,9 +336,9 @@ func (r *Runner) sync(ctx context.Context, starts *sync.WaitGroup) {
 		}
 		if b.backend != nil && d.cpu != b.cpu {
 			if err := b.backend.SetCPU(d.cpu); err != nil {
-				r.record(b.name, d.pod.Labels[RoleLabel], "failed", fmt.Sprintf("resize to %g cores: %v", d.cpu, err))
+				r.record(b.name, d.pod.Labels[RoleLabel], ActionFailed, fmt.Sprintf("resize to %g cores: %v", d.cpu, err))
 			} else {
-				r.record(b.name, d.pod.Labels[RoleLabel], "resized", fmt.Sprintf("%g cores", d.cpu))
+				r.record(b.name, d.pod.Labels[RoleLabel], ActionResized, fmt.Sprintf("%g cores", d.cpu))
 				b.cpu = d.cpu
 			}
 		}
@@ -390,13 +399,13 @@ func (r *Runner) startOne(ctx context.Context, uid types.UID, b *backed, d desir
 	r.mu.Lock()
 	if err != nil {
 		b.failed = err
-		r.record(b.name, role, "failed", err.Error())
+		r.record(b.name, role, ActionFailed, err.Error())
 		r.opts.Log.Error(err, "starting a pod's backend", "pod", b.name, "address", b.addr)
 		r.mu.Unlock()
 		return
 	}
 	b.backend = backend
-	r.record(b.name, role, "started", b.addr.String())
+	r.record(b.name, role, ActionStarted, b.addr.String())
 	r.mu.Unlock()
 	r.wake() // the pod may have gone while it started, and DNS has a new address
 }
@@ -406,10 +415,10 @@ func (r *Runner) stopOne(b *backed) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		r.record(b.name, b.labels[RoleLabel], "failed", "stop: "+err.Error())
+		r.record(b.name, b.labels[RoleLabel], ActionFailed, "stop: "+err.Error())
 		return
 	}
-	r.record(b.name, b.labels[RoleLabel], "stopped", b.addr.String())
+	r.record(b.name, b.labels[RoleLabel], ActionStopped, b.addr.String())
 }
 
 func (r *Runner) stopAll() {

@@ -21,6 +21,7 @@ import (
 	"github.com/lockstep-dev/lockstep/test/load/demoapi"
 	"github.com/lockstep-dev/lockstep/test/load/proxy"
 	"github.com/lockstep-dev/lockstep/test/load/timeline"
+	"github.com/lockstep-dev/lockstep/vpa-inplace/resizer"
 )
 
 // Images are what a real cluster's pods of the sales event run.
@@ -50,15 +51,20 @@ const (
 	checkoutPods = "checkout-pods"
 )
 
+// Validate refuses missing images and a service model that could not serve.
+func (p *InCluster) Validate() error {
+	if p.Images.Caddy == "" || p.Images.DemoAPI == "" {
+		return fmt.Errorf("the Caddy and demo API images are required")
+	}
+	if err := p.Service.Validate(); err != nil {
+		return fmt.Errorf("service model: %w", err)
+	}
+	return nil
+}
+
 // Prepare points the workloads at the images, gives the gateway its Caddy configuration, and
 // adds that configuration and the headless Service.
 func (p *InCluster) Prepare(s Side, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
-	if p.Images.Caddy == "" || p.Images.DemoAPI == "" {
-		return nil, fmt.Errorf("the Caddy and demo API images are required")
-	}
-	if err := p.Service.Validate(); err != nil {
-		return nil, fmt.Errorf("service model: %w", err)
-	}
 	out := make([]*unstructured.Unstructured, 0, len(objs)+2)
 	for _, o := range objs {
 		if o.GetKind() == "Deployment" {
@@ -197,32 +203,22 @@ func readyPods(pods []corev1.Pod) map[string]bool {
 }
 
 // resizeReasons are the events vpa-inplace records on a pod it resizes in place.
-var resizeReasons = []string{"Resize", "StartupBoost", "StartupBoostEnded"}
+var resizeReasons = []resizer.Reason{resizer.ReasonResize, resizer.ReasonStartupBoost, resizer.ReasonBoostEnded}
 
 // resizes lists the in-place resizes of namespace's pods since start, from vpa-inplace's events.
+// An event recorded again for the same pod is one object with a count: each time counts.
 func resizes(ctx context.Context, cs kubernetes.Interface, namespace string, start time.Time) ([]timeline.Event, error) {
 	var out []timeline.Event
 	for _, reason := range resizeReasons {
-		list, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + reason})
+		events, err := eventsSince(ctx, cs, namespace, string(reason), start)
 		if err != nil {
 			return nil, fmt.Errorf("listing in-place resizes: %w", err)
 		}
-		for _, e := range list.Items {
-			at := eventTime(e)
-			if at.Before(start) {
-				continue
+		for _, e := range events {
+			for range occurrences(e) {
+				out = append(out, timelineEvent(e, start, timeline.EventResized))
 			}
-			out = append(out, timeline.Event{Second: int(at.Sub(start) / time.Second), Reason: timeline.EventResized,
-				What: fmt.Sprintf("%s %s: %s", e.InvolvedObject.Name, e.Reason, e.Message)})
 		}
 	}
 	return out, nil
-}
-
-// eventTime is when an event happened, whichever API recorded it.
-func eventTime(e corev1.Event) time.Time {
-	if !e.EventTime.IsZero() {
-		return e.EventTime.Time
-	}
-	return e.FirstTimestamp.Time
 }

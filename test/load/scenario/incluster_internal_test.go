@@ -46,8 +46,11 @@ func TestInClusterPrepare(t *testing.T) {
 		}
 	}
 
-	if _, err := (&InCluster{Service: SalesService}).Prepare(s, objs); err == nil {
-		t.Error("prepared without images")
+	if err := (&InCluster{Service: SalesService}).Validate(); err == nil {
+		t.Error("valid without images")
+	}
+	if err := p.Validate(); err != nil {
+		t.Error(err)
 	}
 }
 

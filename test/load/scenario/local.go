@@ -25,6 +25,8 @@ import (
 // Plumbing is what differs between clusters: how a side's pods serve and how the load reaches
 // them. Local backs a test bed's kwok pods with processes; InCluster uses a real cluster's pods.
 type Plumbing interface {
+	// Validate refuses a plumbing that could not run, before anything is created.
+	Validate() error
 	// Prepare adjusts a side's objects before they are created and adds any it needs.
 	Prepare(s Side, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error)
 	// Start readies a side once its objects exist, runs what it needs until ctx ends, and says
@@ -66,7 +68,9 @@ type Local struct {
 	names *dns.Server
 }
 
-func (l *Local) validate() error {
+// Validate refuses a missing test bed, Caddy binary or directory, pods off loopback, and a
+// service model that could not serve.
+func (l *Local) Validate() error {
 	var errs []error
 	if l.Env == nil || l.Caddy == "" || l.Dir == "" {
 		errs = append(errs, errors.New("a test bed, a Caddy binary and a directory are required"))
@@ -87,9 +91,6 @@ func (l *Local) Prepare(_ Side, objs []*unstructured.Unstructured) ([]*unstructu
 
 // Start backs the side's pods until ctx ends; the load goes to its ingress pods in turn.
 func (l *Local) Start(ctx context.Context, cs kubernetes.Interface, s Side, log logr.Logger) (Reach, error) {
-	if err := l.validate(); err != nil {
-		return Reach{}, err
-	}
 	names, err := l.dns()
 	if err != nil {
 		return Reach{}, err
@@ -131,8 +132,12 @@ func (l *Local) Start(ctx context.Context, cs kubernetes.Interface, s Side, log 
 		Events: func(_ context.Context, start time.Time) ([]timeline.Event, error) {
 			var out []timeline.Event
 			for _, e := range runner.Events() {
+				reason := e.Action
+				if e.Action == backing.ActionResized {
+					reason = timeline.EventResized
+				}
 				out = append(out, timeline.Event{
-					Second: int(e.Time.Sub(start) / time.Second), Reason: e.Action,
+					Second: int(e.Time.Sub(start) / time.Second), Reason: reason,
 					What: fmt.Sprintf("%s %s %s %s", e.Role, e.Pod, e.Action, e.Detail),
 				})
 			}

@@ -87,11 +87,8 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Rest == nil || c.Plumbing == nil {
 		errs = append(errs, errors.New("a cluster and its plumbing are required"))
-	}
-	if l, ok := c.Plumbing.(*Local); ok {
-		if err := l.validate(); err != nil {
-			errs = append(errs, err)
-		}
+	} else if err := c.Plumbing.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Schedule.Validate(); err != nil {
 		errs = append(errs, err)
@@ -223,26 +220,21 @@ func Run(ctx context.Context, cfg Config) (*timeline.Timeline, error) {
 // movedBack lists the pods node-autoscaler moved back from serverless capacity in namespace
 // since start, as events at their second from start.
 func movedBack(ctx context.Context, cs kubernetes.Interface, namespace string, start time.Time) ([]timeline.Event, error) {
-	list, err := cs.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "reason=" + timeline.EventMovedBack})
+	// Pods spilled while the first nodes booted and moved back before the load are set-up.
+	events, err := eventsSince(ctx, cs, namespace, timeline.EventMovedBack, start)
 	if err != nil {
 		return nil, fmt.Errorf("listing the pods moved back: %w", err)
 	}
 	var out []timeline.Event
 	seen := map[string]bool{}
-	for _, e := range list.Items {
+	for _, e := range events {
 		// One pod moves back once; a repeated event for it is not another move.
 		uid := string(e.InvolvedObject.UID)
 		if seen[uid] {
 			continue
 		}
 		seen[uid] = true
-		at := eventTime(e)
-		// Pods spilled while the first nodes booted and moved back before the load are set-up.
-		if at.Before(start) {
-			continue
-		}
-		out = append(out, timeline.Event{Second: int(at.Sub(start) / time.Second), Reason: timeline.EventMovedBack,
-			What: fmt.Sprintf("%s %s", e.InvolvedObject.Name, e.Message)})
+		out = append(out, timelineEvent(e, start, timeline.EventMovedBack))
 	}
 	return out, nil
 }

@@ -52,15 +52,16 @@ func TestConfigValidate(t *testing.T) {
 		mutate func(*Config)
 		err    string
 	}{
-		"pods off loopback":  {func(c *Config) { c.Plumbing.(*Local).PodCIDR = netip.MustParsePrefix("10.0.0.0/8") }, "not on loopback"},
-		"no step":            {func(c *Config) { c.Schedule = c.Schedule[:1] }, `no "step" phase`},
-		"bad service model":  {func(c *Config) { c.Plumbing.(*Local).Service.Work = 0 }, "service model"},
-		"no sides":           {func(c *Config) { c.Sides = nil }, "no sides"},
-		"a shared namespace": {func(c *Config) { c.Sides[1].Namespace = "a" }, "of its own"},
-		"no caddy":           {func(c *Config) { c.Plumbing.(*Local).Caddy = "" }, "Caddy binary"},
-		"no name for a side": {func(c *Config) { c.Sides[0].Name = "" }, "a name"},
-		"no plumbing":        {func(c *Config) { c.Plumbing = nil }, "plumbing"},
-		"no cluster":         {func(c *Config) { c.Rest = nil }, "a cluster"},
+		"pods off loopback":         {func(c *Config) { c.Plumbing.(*Local).PodCIDR = netip.MustParsePrefix("10.0.0.0/8") }, "not on loopback"},
+		"no step":                   {func(c *Config) { c.Schedule = c.Schedule[:1] }, `no "step" phase`},
+		"bad service model":         {func(c *Config) { c.Plumbing.(*Local).Service.Work = 0 }, "service model"},
+		"no sides":                  {func(c *Config) { c.Sides = nil }, "no sides"},
+		"a shared namespace":        {func(c *Config) { c.Sides[1].Namespace = "a" }, "of its own"},
+		"no caddy":                  {func(c *Config) { c.Plumbing.(*Local).Caddy = "" }, "Caddy binary"},
+		"no name for a side":        {func(c *Config) { c.Sides[0].Name = "" }, "a name"},
+		"no plumbing":               {func(c *Config) { c.Plumbing = nil }, "plumbing"},
+		"no cluster":                {func(c *Config) { c.Rest = nil }, "a cluster"},
+		"in-cluster without images": {func(c *Config) { c.Plumbing = &InCluster{Service: SalesService} }, "images are required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good()
