@@ -28,8 +28,27 @@ type Model struct {
 type vpaState struct {
 	uid        types.UID
 	containers map[string]*recommender.Container
-	// ooms is the finish time of the last OOM kill recorded per pod UID and container.
-	ooms map[string]time.Time
+	// ooms is the finish time of the last OOM kill recorded per pod and container.
+	ooms map[oomKey]time.Time
+}
+
+// oomKey names one container of one pod.
+type oomKey struct {
+	pod       types.UID
+	container string
+}
+
+// prune forgets what the VPA's state keeps per pod (OOM kills recorded, each container's
+// newest sample and memory window) for pods not in live (by UID), so it follows pod churn.
+func (s *vpaState) prune(live map[string]bool) {
+	for k := range s.ooms {
+		if !live[string(k.pod)] {
+			delete(s.ooms, k)
+		}
+	}
+	for _, c := range s.containers {
+		c.Forget(func(pod string) bool { return live[pod] })
+	}
 }
 
 // NewModel returns an empty model for the recommender configuration.
@@ -43,7 +62,7 @@ func (m *Model) state(vpa *vpav1.VerticalPodAutoscaler) *vpaState {
 	key := types.NamespacedName{Namespace: vpa.Namespace, Name: vpa.Name}
 	s := m.vpas[key]
 	if s == nil || s.uid != vpa.UID {
-		s = &vpaState{uid: vpa.UID, containers: map[string]*recommender.Container{}, ooms: map[string]time.Time{}}
+		s = &vpaState{uid: vpa.UID, containers: map[string]*recommender.Container{}, ooms: map[oomKey]time.Time{}}
 		m.vpas[key] = s
 	}
 	return s

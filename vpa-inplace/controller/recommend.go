@@ -210,7 +210,9 @@ func (r *Recommender) feed(st *vpaState, vpa *vpav1.VerticalPodAutoscaler, pods 
 	var names []string
 	containersPerPod := 1
 	seen := map[string]bool{}
+	live := make(map[string]bool, len(pods))
 	for _, p := range pods {
+		live[string(p.UID)] = true
 		containersPerPod = max(containersPerPod, len(p.Spec.Containers))
 		m := usage[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]
 		for _, c := range p.Spec.Containers {
@@ -223,12 +225,13 @@ func (r *Recommender) feed(st *vpaState, vpa *vpav1.VerticalPodAutoscaler, pods 
 				names = append(names, c.Name)
 			}
 			h := st.container(c.Name, r.Model.cfg, policy)
-			if s, ok := sampleOf(m, c); ok && h.Add(s, r.Model.cfg) {
+			if s, ok := sampleOf(m, c); ok && h.Add(string(p.UID), s, r.Model.cfg) {
 				r.Metrics.Samples.Inc()
 			}
 			r.recordOOM(st, h, p, c, policy)
 		}
 	}
+	st.prune(live)
 	sort.Strings(names)
 	return names, containersPerPod
 }
@@ -257,7 +260,7 @@ func (r *Recommender) recordOOM(st *vpaState, h *recommender.Container, p *corev
 			continue
 		}
 		at := cs.LastTerminationState.Terminated.FinishedAt.Time
-		k := string(p.UID) + "/" + c.Name
+		k := oomKey{pod: p.UID, container: c.Name}
 		if !at.After(st.ooms[k]) {
 			continue
 		}
@@ -273,7 +276,7 @@ func (r *Recommender) recordOOM(st *vpaState, h *recommender.Container, p *corev
 		if policy != nil && policy.OOMMinBumpUp != nil {
 			minBump = policy.OOMMinBumpUp.Value()
 		}
-		h.RecordOOM(at, mem.AsApproximateFloat64(), r.Model.cfg, ratio, minBump)
+		h.RecordOOM(string(p.UID), at, mem.AsApproximateFloat64(), r.Model.cfg, ratio, minBump)
 		r.Metrics.OOMs.Inc()
 	}
 }

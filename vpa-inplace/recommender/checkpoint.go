@@ -43,11 +43,8 @@ func (c *Container) Restore(cp vpav1.VerticalPodAutoscalerCheckpointStatus, cfg 
 	}
 	c.cpu, c.memory = cpu, memory
 	c.first, c.last, c.samples = cp.FirstSampleStart.Time, cp.LastSampleStart.Time, cp.TotalSamplesCount
-	// The peak of the last window is inside the restored histogram but no longer known on its
-	// own: the next sample opens a new window rather than replacing it.
-	c.window, c.windowPeak = c.last.Truncate(c.interval), 0
-	if !c.last.IsZero() {
-		c.window = c.window.Add(-c.interval)
-	}
+	// Each pod's window peak is inside the restored histograms but no longer known on its
+	// own: pods start afresh, and samples up to the checkpoint's newest are taken as counted.
+	c.pods, c.restored = map[string]*podWindow{}, c.last
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 func FuzzRestoreCheckpoint(f *testing.F) {
 	cfg := DefaultConfig()
 	c := NewContainer(cfg, 0)
-	c.Add(Sample{Time: time.Unix(1e9, 0), CPUCores: 0.5, MemoryBytes: 1e8}, cfg)
+	c.Add("pod", Sample{Time: time.Unix(1e9, 0), CPUCores: 0.5, MemoryBytes: 1e8}, cfg)
 	seed, err := json.Marshal(c.Checkpoint(metav1.NewTime(time.Unix(1e9, 0))))
 	if err != nil {
 		f.Fatal(err)
@@ -34,6 +34,6 @@ func FuzzRestoreCheckpoint(f *testing.F) {
 		if e, ok := h.Estimate(cfg, 1); ok && (e.Target.CPUMillis < 0 || e.Target.MemoryBytes < 0) {
 			t.Fatalf("negative estimate %+v from %s", e, data)
 		}
-		h.Add(Sample{Time: h.LastSample().Add(time.Minute), CPUCores: 1, MemoryBytes: 1e9}, cfg)
+		h.Add("pod", Sample{Time: h.LastSample().Add(time.Minute), CPUCores: 1, MemoryBytes: 1e9}, cfg)
 	})
 }

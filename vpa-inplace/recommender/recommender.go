@@ -106,15 +106,28 @@ type Sample struct {
 	CPURequestCores float64
 }
 
-// Container is the usage history of one container of a VPA's pods (all pods pooled).
+// Container is the usage history of one container of a VPA's pods: every pod's samples go
+// into the same histograms, and each pod's container keeps its own newest sample time and
+// memory window (as upstream VPA keeps per container state under its aggregates), so pods
+// that report at the same instant each count.
 type Container struct {
 	cpu, memory *Histogram
 	first, last time.Time
 	samples     int
-	// The current memory window and the peak recorded for it.
+	interval    time.Duration
+	// pods is each pod's container's newest sample and current memory window, by the key the
+	// caller gives (a pod's UID). Forget prunes it as pods go.
+	pods map[string]*podWindow
+	// restored is the newest sample time of a restored checkpoint: a pod not seen since the
+	// restore may have been counted in it up to then.
+	restored time.Time
+}
+
+// podWindow is one pod's container's newest sample and the peak memory of its current window.
+type podWindow struct {
+	last       time.Time
 	window     time.Time
 	windowPeak float64
-	interval   time.Duration
 }
 
 // NewContainer returns an empty history. memoryInterval overrides the config's memory
@@ -127,64 +140,96 @@ func NewContainer(cfg Config, memoryInterval time.Duration) *Container {
 		cpu:      NewHistogram(cpuBuckets, cfg.HalfLife),
 		memory:   NewHistogram(memoryBuckets, cfg.HalfLife),
 		interval: memoryInterval,
+		pods:     map[string]*podWindow{},
 	}
 }
 
 // Samples is how many samples the history holds (restored ones included).
 func (c *Container) Samples() int { return c.samples }
 
-// LastSample is the time of the newest sample; zero when there is none.
+// LastSample is the time of the newest sample of any pod; zero when there is none.
 func (c *Container) LastSample() time.Time { return c.last }
 
-// Add records a sample. Samples not newer than the last one are ignored (the same metrics
-// window read twice), and so is the return value false.
-func (c *Container) Add(s Sample, cfg Config) bool {
-	if !c.last.IsZero() && !s.Time.After(c.last) {
+// Pods is how many pods' containers the history keeps a window for.
+func (c *Container) Pods() int { return len(c.pods) }
+
+// Add records a sample of the pod's container (pod is a key of the caller's, e.g. the pod's
+// UID). A sample not newer than that pod's last one is ignored (the same metrics window read
+// twice), as are invalid values; Add then returns false. Other pods' samples at the same
+// instant count.
+func (c *Container) Add(pod string, s Sample, cfg Config) bool {
+	w := c.pods[pod]
+	switch {
+	case w != nil && !s.Time.After(w.last):
+		return false
+	case w == nil && !c.restored.IsZero() && !s.Time.After(c.restored):
+		return false
+	case s.CPUCores < 0 || s.MemoryBytes < 0 || math.IsNaN(s.CPUCores) || math.IsNaN(s.MemoryBytes):
 		return false
 	}
-	if s.CPUCores < 0 || s.MemoryBytes < 0 || math.IsNaN(s.CPUCores) || math.IsNaN(s.MemoryBytes) {
-		return false
+	if w == nil {
+		w = &podWindow{}
+		c.pods[pod] = w
 	}
 	c.cpu.AddSample(s.CPUCores, math.Max(s.CPURequestCores, cfg.MinCPUSampleWeight), s.Time)
-	c.addMemoryPeak(s.MemoryBytes, s.Time)
-	if c.first.IsZero() {
-		c.first = s.Time
-	}
-	c.last = s.Time
+	c.addMemoryPeak(w, s.MemoryBytes, s.Time)
+	w.last = s.Time
+	c.note(s.Time)
 	c.samples++
 	return true
 }
 
-// addMemoryPeak keeps one memory sample per window: the window's peak.
-func (c *Container) addMemoryPeak(bytes float64, t time.Time) {
+// note widens the history's time span to t.
+func (c *Container) note(t time.Time) {
+	if c.first.IsZero() || t.Before(c.first) {
+		c.first = t
+	}
+	if t.After(c.last) {
+		c.last = t
+	}
+}
+
+// addMemoryPeak keeps one memory sample per pod and window: that pod's peak in the window.
+func (c *Container) addMemoryPeak(w *podWindow, bytes float64, t time.Time) {
 	window := t.Truncate(c.interval)
-	if window.Equal(c.window) {
-		if bytes <= c.windowPeak {
+	if !w.window.IsZero() && window.Equal(w.window) {
+		if bytes <= w.windowPeak {
 			return
 		}
-		c.memory.SubtractSample(c.windowPeak, 1, window)
+		c.memory.SubtractSample(w.windowPeak, 1, window)
 	}
-	c.window, c.windowPeak = window, bytes
+	w.window, w.windowPeak = window, bytes
 	c.memory.AddSample(bytes, 1, window)
 }
 
-// RecordOOM records that the container was killed for running out of memory while it had
-// memoryBytes (its limit, or its usage when higher): the memory history gets a bumped sample.
-func (c *Container) RecordOOM(t time.Time, memoryBytes float64, cfg Config, ratio float64, minBump int64) {
+// Forget drops the per-pod state of pods for which live returns false, so the history's
+// memory follows the pods that exist. The histograms keep their samples.
+func (c *Container) Forget(live func(pod string) bool) {
+	for k := range c.pods {
+		if !live(k) {
+			delete(c.pods, k)
+		}
+	}
+}
+
+// RecordOOM records that the pod's container was killed for running out of memory while it
+// had memoryBytes (its limit, or its usage when higher): the memory history gets a bumped
+// sample in that pod's window.
+func (c *Container) RecordOOM(pod string, t time.Time, memoryBytes float64, cfg Config, ratio float64, minBump int64) {
 	if ratio < 1 {
 		ratio = cfg.OOMBumpUpRatio
 	}
 	if minBump < 0 {
 		minBump = cfg.OOMMinBumpUpBytes
 	}
+	w := c.pods[pod]
+	if w == nil {
+		w = &podWindow{}
+		c.pods[pod] = w
+	}
 	bumped := math.Max(memoryBytes*ratio, memoryBytes+float64(minBump))
-	c.addMemoryPeak(bumped, t)
-	if c.first.IsZero() {
-		c.first = t
-	}
-	if t.After(c.last) {
-		c.last = t
-	}
+	c.addMemoryPeak(w, bumped, t)
+	c.note(t)
 }
 
 // Resources is a recommendation for one resource pair, in millicores and bytes.

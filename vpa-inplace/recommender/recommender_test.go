@@ -106,7 +106,7 @@ func feed(c *Container, cfg Config, start time.Time, n int, usage func(i int) (c
 	for i := range n {
 		at = start.Add(time.Duration(i) * time.Minute)
 		cpu, mem := usage(i)
-		c.Add(Sample{Time: at, CPUCores: cpu, MemoryBytes: mem, CPURequestCores: 0.5}, cfg)
+		c.Add("pod", Sample{Time: at, CPUCores: cpu, MemoryBytes: mem, CPURequestCores: 0.5}, cfg)
 	}
 	return at
 }
@@ -166,7 +166,7 @@ func TestEstimate(t *testing.T) {
 			if tc.oom > 0 {
 				// Ten OOM samples in a row: the newest windows dominate the percentile.
 				for i := 1; i <= tc.samples; i++ {
-					c.RecordOOM(last.Add(time.Duration(i)*time.Minute), tc.oom, cfg, 0, -1)
+					c.RecordOOM("pod", last.Add(time.Duration(i)*time.Minute), tc.oom, cfg, 0, -1)
 				}
 			}
 			e, ok := c.Estimate(cfg, 1)
@@ -232,17 +232,57 @@ func TestEstimateFollowsDecay(t *testing.T) {
 func TestAddIgnoresRepeatsAndBadValues(t *testing.T) {
 	cfg := DefaultConfig()
 	c := NewContainer(cfg, 0)
-	if !c.Add(Sample{Time: t0, CPUCores: 1, MemoryBytes: mib}, cfg) {
+	if !c.Add("pod", Sample{Time: t0, CPUCores: 1, MemoryBytes: mib}, cfg) {
 		t.Fatal("first sample refused")
 	}
-	if c.Add(Sample{Time: t0, CPUCores: 9, MemoryBytes: mib}, cfg) {
+	if c.Add("pod", Sample{Time: t0, CPUCores: 9, MemoryBytes: mib}, cfg) {
 		t.Error("same window added twice")
 	}
-	if c.Add(Sample{Time: t0.Add(time.Minute), CPUCores: math.NaN(), MemoryBytes: mib}, cfg) {
+	if c.Add("pod", Sample{Time: t0.Add(time.Minute), CPUCores: math.NaN(), MemoryBytes: mib}, cfg) {
 		t.Error("NaN sample added")
 	}
 	if c.Samples() != 1 {
 		t.Errorf("samples %d, want 1", c.Samples())
+	}
+}
+
+// Pods on one node report usage at the same instant: each pod's sample counts, the CPU
+// histogram holds every pod's usage, and each pod's memory peak is its own sample.
+func TestAddCountsEveryPodAtTheSameInstant(t *testing.T) {
+	cfg := DefaultConfig()
+	c := NewContainer(cfg, 0)
+	usage := map[string]float64{"a": 0.1, "b": 0.2, "c": 2} // cores; memory is usage × 1Gi
+	for minute := range 3 {
+		at := t0.Add(time.Duration(minute) * time.Minute)
+		for _, pod := range []string{"a", "b", "c"} {
+			if !c.Add(pod, Sample{Time: at, CPUCores: usage[pod], MemoryBytes: usage[pod] * 1024 * mib, CPURequestCores: 1}, cfg) {
+				t.Fatalf("minute %d: pod %s's sample refused", minute, pod)
+			}
+		}
+	}
+	if c.Samples() != 9 || c.Pods() != 3 {
+		t.Errorf("samples %d from %d pods, want 9 from 3", c.Samples(), c.Pods())
+	}
+	// A third of the CPU weight is at 2 cores: the 90th percentile is there, the 50th is not.
+	if p := c.cpu.Percentile(0.9); p < 2 {
+		t.Errorf("CPU p90 %g cores, want ≥ 2 (pod c's usage)", p)
+	}
+	if p := c.cpu.Percentile(0.5); p >= 2 {
+		t.Errorf("CPU p50 %g cores, want below pod c's 2", p)
+	}
+	// One memory sample per pod and window: three samples of weight 1, one of them pod c's 2Gi.
+	if total := c.memory.total; math.Abs(total-3) > 1e-9 {
+		t.Errorf("memory histogram weight %g, want 3 (one window peak per pod)", total)
+	}
+	if p := c.memory.Percentile(1); p < 2048*mib {
+		t.Errorf("memory peak %g, want ≥ 2Gi (pod c's)", p)
+	}
+	if c.Add("a", Sample{Time: t0.Add(2 * time.Minute), CPUCores: 5, MemoryBytes: mib}, cfg) {
+		t.Error("pod a's repeated sample taken")
+	}
+	c.Forget(func(pod string) bool { return pod != "b" })
+	if c.Pods() != 2 {
+		t.Errorf("%d pods kept after forgetting b, want 2", c.Pods())
 	}
 }
 
@@ -271,8 +311,14 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		t.Errorf("restored times/samples differ")
 	}
 	// A sample the original saw is not added again; a newer one is.
-	if restored.Add(Sample{Time: c.LastSample(), CPUCores: 5, MemoryBytes: mib}, cfg) {
+	if restored.Add("pod", Sample{Time: c.LastSample(), CPUCores: 5, MemoryBytes: mib}, cfg) {
 		t.Error("restored history took an old sample")
+	}
+	if restored.Add("other", Sample{Time: c.LastSample(), CPUCores: 5, MemoryBytes: mib}, cfg) {
+		t.Error("restored history took a sample from before the checkpoint for a pod it has not seen")
+	}
+	if !restored.Add("other", Sample{Time: c.LastSample().Add(time.Minute), CPUCores: 5, MemoryBytes: mib}, cfg) {
+		t.Error("restored history refused a newer sample")
 	}
 }
 
