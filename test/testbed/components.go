@@ -245,7 +245,7 @@ leaderElection:
 }
 
 func (e *Env) startKwok() error {
-	stages, err := stageDocuments(e.opts.ExtraStages)
+	stages, err := stageDocuments(e.opts.ExtraStages, e.opts.IdealResize)
 	if err != nil {
 		return err
 	}
@@ -272,6 +272,14 @@ func (e *Env) startKwok() error {
 		"--node-ip=127.0.0.1",
 		"--node-lease-duration-seconds=40",
 	}...))
+	if err != nil || e.opts.IdealResize {
+		return err
+	}
+	cs, err := e.Clientset()
+	if err != nil {
+		return err
+	}
+	e.resizes, err = startResizeChecker(context.Background(), cs)
 	return err
 }
 

@@ -16,8 +16,13 @@ var stagesFS embed.FS
 // kwokNodeAnnotation marks the nodes kwok manages; the test bed's kwok manages only those.
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 
-// stageDocuments returns the built-in stages followed by extra, as one multi-document YAML stream.
-func stageDocuments(extra []string) (string, error) {
+// idealResizeStage applies every resize at once; without Options.IdealResize the resize
+// checker answers instead.
+const idealResizeStage = "stages/pod-resize.yaml"
+
+// stageDocuments returns the built-in stages followed by extra, as one multi-document YAML
+// stream; the ideal resize stage only when idealResize is set.
+func stageDocuments(extra []string, idealResize bool) (string, error) {
 	names, err := fs.Glob(stagesFS, "stages/*.yaml")
 	if err != nil {
 		return "", fmt.Errorf("listing built-in stages: %w", err)
@@ -25,6 +30,9 @@ func stageDocuments(extra []string) (string, error) {
 	sort.Strings(names)
 	docs := make([]string, 0, len(names)+len(extra))
 	for _, name := range names {
+		if name == idealResizeStage && !idealResize {
+			continue
+		}
 		data, err := stagesFS.ReadFile(name)
 		if err != nil {
 			return "", fmt.Errorf("reading %s: %w", name, err)

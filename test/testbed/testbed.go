@@ -40,6 +40,11 @@ type Options struct {
 	NodeCapacity corev1.ResourceList
 	// ExtraStages are additional kwok Stage YAML documents, applied with the built-in ones.
 	ExtraStages []string
+	// IdealResize applies every in-place resize of a kwok pod at once, whatever its node holds
+	// (a kwok stage). Off by default: the bed answers resizes as a kubelet does, Deferred when
+	// the node's other pods leave no room (applied once room frees, by priority then age) and
+	// Infeasible when the pod would exceed the node's allocatable.
+	IdealResize bool
 	// MetricsServer runs metrics-server (implies Kwok): kwok emulates each node's kubelet
 	// resource metrics from the pods' usage annotations (UsageCPUAnnotation,
 	// UsageMemoryAnnotation) and metrics.k8s.io serves them, as `kubectl top` reads them.
@@ -92,6 +97,7 @@ type Env struct {
 	// kwokServerPort is where kwok serves the emulated kubelet endpoints (MetricsServer).
 	kwokServerPort int
 	realNode       *realNode
+	resizes        *resizeChecker
 	stopOnce       bool
 }
 
@@ -280,6 +286,9 @@ func (e *Env) Stop() error {
 	}
 	e.stopOnce = true
 	var errs []error
+	if e.resizes != nil {
+		e.resizes.stop()
+	}
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		if err := e.procs[i].stop(); err != nil {
 			errs = append(errs, err)
