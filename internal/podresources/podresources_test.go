@@ -64,4 +64,3 @@ func TestAllocatedFollowsTheKubelet(t *testing.T) {
 		t.Errorf("desired cpu %s, want 1500m", got.String())
 	}
 }
-
