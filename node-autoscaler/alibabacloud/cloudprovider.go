@@ -140,6 +140,13 @@ func (p *CloudProvider) Create(ctx context.Context, claim *karpv1.NodeClaim) (*k
 	if err != nil {
 		return nil, fmt.Errorf("instance types: %w", err)
 	}
+	// One launch per NodeClaim: a retried Create finds the instance the first one made.
+	if inst, err := p.existing(ctx, claim); err != nil || inst != nil {
+		if err != nil {
+			return nil, err
+		}
+		return p.adopt(claim, nc, its, inst)
+	}
 	candidates := Candidates(its, claim)
 	if len(candidates) == 0 {
 		return nil, cloudprovider.NewInsufficientCapacityError(errors.New("no available offering meets the NodeClaim's requirements and requests"))
@@ -206,39 +213,6 @@ func fits(requests, allocatable corev1.ResourceList) bool {
 		}
 	}
 	return true
-}
-
-func (p *CloudProvider) runInput(nc *v1alpha1.ECSNodeClass, claim *karpv1.NodeClaim, c Candidate) RunInput {
-	var vswitch string
-	for _, v := range nc.Status.VSwitches {
-		if v.ZoneID == c.Zone {
-			vswitch = v.ID
-			break
-		}
-	}
-	tags := map[string]string{}
-	for k, v := range nc.Spec.Tags {
-		tags[k] = v
-	}
-	tags[TagCluster] = p.cluster
-	tags[TagNodeClaim] = claim.Name
-	tags[TagNodePool] = claim.Labels[karpv1.NodePoolLabelKey]
-	disk := nc.Spec.SystemDisk
-	if disk.Category == "" {
-		disk.Category = "cloud_essd"
-	}
-	if disk.SizeGiB == 0 {
-		disk.SizeGiB = 40
-	}
-	return RunInput{
-		InstanceType: c.Type.Name, VSwitchID: vswitch, ImageID: nc.Status.ImageID,
-		SecurityGroupIDs: nc.Status.SecurityGroups, Spot: c.Spot,
-		SystemDiskCategory: disk.Category, SystemDiskGiB: disk.SizeGiB,
-		UserData: nc.Spec.UserData, RAMRoleName: nc.Spec.RAMRoleName,
-		Name: claim.Name, Tags: tags,
-		// One launch per NodeClaim: a retried Create finds the instance the first one made.
-		ClientToken: string(claim.UID),
-	}
 }
 
 // launched is the NodeClaim Karpenter gets back: the offering's labels, the provider ID, capacity

@@ -56,14 +56,16 @@ type ECS struct {
 	groups    []SecurityGroup
 	images    map[string]bool
 	instances map[string]*Instance
-	next      int
-	clock     clock.PassiveClock
+	// tokens are the RunInstances ClientTokens used, with the parameters they came with.
+	tokens map[string]string
+	next   int
+	clock  clock.PassiveClock
 }
 
 // NewECS registers the ECS actions on s; clk stamps the instances' creation times.
 func NewECS(s *Server, clk clock.PassiveClock, types []InstanceType, zones []string, vswitches []VSwitch, groups []SecurityGroup, images ...string) *ECS {
 	e := &ECS{types: types, zones: zones, noStock: map[string]bool{}, vswitches: vswitches, groups: groups,
-		images: map[string]bool{}, instances: map[string]*Instance{}, clock: clk}
+		images: map[string]bool{}, instances: map[string]*Instance{}, tokens: map[string]string{}, clock: clk}
 	for _, i := range images {
 		e.images[i] = true
 	}
@@ -253,7 +255,13 @@ func (e *ECS) runInstances(p url.Values) (map[string]any, *Error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A used ClientToken with the same parameters answers as the first call did; with other
+	// parameters it is refused, whether the first call launched anything or not.
 	if tok := p.Get("ClientToken"); tok != "" {
+		if used, ok := e.tokens[tok]; ok && used != requestParameters(p) {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "IdempotentParameterMismatch", Message: "The specified parameter ClientToken has been used with different request parameters."}
+		}
+		e.tokens[tok] = requestParameters(p)
 		for _, i := range e.instances {
 			if i.ClientToken == tok {
 				return map[string]any{"InstanceIdSets": map[string]any{"InstanceIdSet": []string{i.ID}}}, nil
@@ -286,6 +294,22 @@ func (e *ECS) runInstances(p url.Values) (map[string]any, *Error) {
 	}
 	e.instances[inst.ID] = inst
 	return map[string]any{"InstanceIdSets": map[string]any{"InstanceIdSet": []string{inst.ID}}}, nil
+}
+
+// commonParameters are the parameters of every call (signature, time, key) rather than of the
+// request itself.
+var commonParameters = map[string]bool{"Signature": true, "SignatureNonce": true, "SignatureMethod": true, "SignatureVersion": true,
+	"SignatureType": true, "Timestamp": true, "AccessKeyId": true, "SecurityToken": true, "Format": true, "Version": true, "ClientToken": true}
+
+// requestParameters is a call's own parameters, sorted and encoded: what a ClientToken binds.
+func requestParameters(p url.Values) string {
+	own := url.Values{}
+	for k, v := range p {
+		if !commonParameters[k] {
+			own[k] = v
+		}
+	}
+	return own.Encode()
 }
 
 func (e *ECS) describeInstances(p url.Values) (map[string]any, *Error) {

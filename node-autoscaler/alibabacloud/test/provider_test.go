@@ -283,15 +283,20 @@ func checkLaunched(t *testing.T, inst alifake.Instance, got *karpv1.NodeClaim) {
 func checkRetryListGet(t *testing.T, f *fixture, class string, got *karpv1.NodeClaim) {
 	t.Helper()
 	ctx := context.Background()
-	// A retried Create of the same NodeClaim does not launch a second instance (client token).
+	// A retried Create of the same NodeClaim does not launch a second instance, even when the
+	// cheapest offering is now another one (zone h has the small type again): it finds the
+	// instance the first Create launched.
 	f.ecs.SetStock(zoneI, smallType, true)
+	f.ecs.SetStock(zoneH, smallType, true)
 	f.clock.Step(4 * time.Minute) // the stock-out memory lapses
-	if _, err := f.cp.Create(ctx, claim(class, "c1", onDemand(), amd64())); err != nil {
+	again, err := f.cp.Create(ctx, claim(class, "c1", onDemand(), amd64()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.ecs.Instances()); n != 2 {
-		t.Errorf("a retried Create launched again: %d instances", n)
+	if n := len(f.ecs.Instances()); n != 2 || again.Status.ProviderID != got.Status.ProviderID || again.Labels[corev1.LabelTopologyZone] != zoneI {
+		t.Errorf("a retried Create: %d instances, provider ID %s in %s, want 2 and %s in %s", n, again.Status.ProviderID, again.Labels[corev1.LabelTopologyZone], got.Status.ProviderID, zoneI)
 	}
+	f.ecs.SetStock(zoneH, smallType, false)
 
 	list, err := f.cp.List(ctx)
 	if err != nil || len(list) != 2 {
