@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"k8s.io/apimachinery/pkg/types"
@@ -55,16 +56,21 @@ func (p *CloudProvider) runInput(nc *v1alpha1.ECSNodeClass, claim *karpv1.NodeCl
 // changed, gets a token of its own, since ECS refuses a used token with other parameters
 // (IdempotentParameterMismatch).
 func ClientToken(claim types.UID, in RunInput) string {
-	in.ClientToken = ""
-	sgs := slices.Sorted(slices.Values(in.SecurityGroupIDs))
-	in.SecurityGroupIDs = sgs
-	// encoding/json writes map keys sorted: the digest does not depend on map order.
-	raw, err := json.Marshal(in)
-	if err != nil {
-		raw = []byte(fmt.Sprintf("%+v", in)) // RunInput holds only strings, numbers and a map of strings
+	h := sha256.New()
+	// Each field is written with its length, so no two inputs write the same bytes.
+	field := func(v string) { _, _ = fmt.Fprintf(h, "%d:%s;", len(v), v) }
+	for _, v := range []string{in.InstanceType, in.VSwitchID, in.ImageID, strconv.FormatBool(in.Spot), in.SystemDiskCategory,
+		strconv.Itoa(int(in.SystemDiskGiB)), in.UserData, in.RAMRoleName, in.Name} {
+		field(v)
 	}
-	sum := sha256.Sum256(raw)
-	return string(claim) + "-" + hex.EncodeToString(sum[:])[:16]
+	for _, sg := range slices.Sorted(slices.Values(in.SecurityGroupIDs)) {
+		field(sg)
+	}
+	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
+		field(k)
+		field(in.Tags[k])
+	}
+	return string(claim) + "-" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // existing finds the instance a NodeClaim already has: one a Create launched before its answer
