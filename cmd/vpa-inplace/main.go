@@ -24,15 +24,26 @@ func main() {
 	}
 }
 
-func run() error {
-	opts := vpainplace.Options{
+// cli is what the command line sets: vpa-inplace's options and the values turned into them.
+type cli struct {
+	opts            vpainplace.Options
+	virtualSelector string
+	recommend       bool
+	qps             float64
+	burst           int
+	zap             zap.Options
+}
+
+// bindFlags registers every flag on fs. The chart passes each one an operator may need
+// (TestChartPassesEveryOperatorFlag).
+func bindFlags(fs *flag.FlagSet) *cli {
+	c := &cli{opts: vpainplace.Options{
 		LeaderElectionTiming: leaderelect.Defaults(),
 		Recommender:          recommender.DefaultConfig(),
 		Resizer:              resizer.DefaultConfig(),
-	}
+	}}
+	opts := &c.opts
 	rc, rs := &opts.Recommender, &opts.Resizer
-	var virtualSelector string
-	fs := flag.CommandLine
 	// --kubeconfig (for running outside a cluster) is registered by controller-runtime.
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables)")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0 disables)")
@@ -41,7 +52,7 @@ func run() error {
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (the pod's namespace when empty)")
 	opts.LeaderElectionTiming.BindFlags(fs)
 	fs.StringVar(&opts.RecommenderName, "recommender-name", vpainplace.DefaultRecommenderName, "handle VPAs whose spec.recommenders names this recommender")
-	recommend := fs.Bool("recommender", true, "run the recommender; false runs only the in-place updater on recommendations another recommender writes for VPAs naming --recommender-name")
+	fs.BoolVar(&c.recommend, "recommender", true, "run the recommender; false runs only the in-place updater on recommendations another recommender writes for VPAs naming --recommender-name")
 	fs.BoolVar(&opts.HandleUnnamed, "handle-unnamed", false, "also handle VPAs that name no recommender (leave off where upstream VPA's recommender runs)")
 	fs.DurationVar(&rc.HalfLife, "half-life", rc.HalfLife, "how fast old usage loses weight: a sample counts half after this long (upstream VPA: 24h; fast-moving web workloads want less)")
 	fs.Float64Var(&rc.TargetPercentile, "target-percentile", rc.TargetPercentile, "usage percentile (0-1] the target is set to")
@@ -63,14 +74,20 @@ func run() error {
 	fs.IntVar(&opts.MaxInFlight, "max-resizes-in-flight", 200, "resizes in flight across all workloads")
 	fs.IntVar(&opts.Workers, "workers", 8, "VPAs reconciled in parallel")
 	fs.DurationVar(&opts.Resync, "resync", 30*time.Second, "how often each VPA is looked at without any event")
-	fs.StringVar(&virtualSelector, "virtual-node-selector", "type=virtual-kubelet", "label selector of serverless virtual nodes, whose pods are not resized in place (empty: none)")
+	fs.StringVar(&c.virtualSelector, "virtual-node-selector", "type=virtual-kubelet", "label selector of serverless virtual nodes, whose pods are not resized in place (empty: none)")
 	fs.StringVar(&opts.VirtualNodeTaintKey, "virtual-node-taint-key", "virtual-kubelet.io/provider", "taint key that marks serverless virtual nodes (empty: none)")
-	qps := fs.Float64("kube-api-qps", 100, "queries per second to the API server")
-	burst := fs.Int("kube-api-burst", 200, "burst of queries to the API server")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	fs.Float64Var(&c.qps, "kube-api-qps", 100, "queries per second to the API server")
+	fs.IntVar(&c.burst, "kube-api-burst", 200, "burst of queries to the API server")
+	c.zap.BindFlags(fs)
+	return c
+}
+
+func run() error {
+	c := bindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&c.zap)))
+	opts, rc := c.opts, &c.opts.Recommender
+	virtualSelector, recommend, qps, burst := c.virtualSelector, &c.recommend, &c.qps, &c.burst
 
 	sel, err := labels.Parse(virtualSelector)
 	if err != nil {
