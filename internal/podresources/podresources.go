@@ -1,6 +1,3 @@
-// Package podresources says what a pod asks for and what a kubelet has allocated to it, and
-// whether an in-place resize fits a node as a kubelet decides it: one definition shared by the
-// test bed's kubelet and vpa-inplace.
 package podresources
 
 import (
@@ -101,4 +98,18 @@ func Pending(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// Add adds sign × delta to sum, resource by resource (sign is 1 or -1).
+func Add(sum, delta corev1.ResourceList, sign int) {
+	for r, q := range delta {
+		cur := sum[r]
+		cur = cur.DeepCopy()
+		if sign < 0 {
+			cur.Sub(q)
+		} else {
+			cur.Add(q)
+		}
+		sum[r] = cur
+	}
 }

@@ -83,29 +83,37 @@ func StartNodeAutoscaler(env *testbed.Env, repo string, flags ...string) error {
 	if err != nil {
 		return err
 	}
-	return runBinary(env, repo, "node-autoscaler", append([]string{"--kubeconfig=" + env.Kubeconfig,
+	_, err = runBinary(env, repo, "node-autoscaler", "node-autoscaler", append([]string{"--kubeconfig=" + env.Kubeconfig,
 		"--cloud-provider=kwok", "--disable-leader-election",
 		"--metrics-port=" + strconv.Itoa(ports[0]), "--health-probe-port=" + strconv.Itoa(ports[1])}, flags...))
+	return err
 }
 
 // StartVPAInplace runs repo's bin/vpa-inplace (recommender and in-place updater) against the bed
 // with extra flags; the bed stops it. The VPA CRDs must be installed.
 func StartVPAInplace(env *testbed.Env, repo string, flags ...string) error {
-	return runBinary(env, repo, "vpa-inplace", append([]string{"--kubeconfig=" + env.Kubeconfig,
-		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, flags...))
+	_, err := RunVPAInplace(env, repo, "vpa-inplace", append([]string{"--leader-elect=false"}, flags...)...)
+	return err
 }
 
-// runBinary runs repo's bin/<name> as a process of the bed.
-func runBinary(env *testbed.Env, repo, name string, args []string) error {
+// RunVPAInplace runs repo's bin/vpa-inplace as the bed's process logName (its log file's name)
+// with the kubeconfig, no metrics or probe ports, and flags; it returns the process, for a test
+// that stops or kills it (a leader change). The bed stops it otherwise.
+func RunVPAInplace(env *testbed.Env, repo, logName string, flags ...string) (*testbed.Process, error) {
+	return runBinary(env, repo, "vpa-inplace", logName, append([]string{"--kubeconfig=" + env.Kubeconfig,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0"}, flags...))
+}
+
+// runBinary runs repo's bin/<name> as a process of the bed, logging to logName.
+func runBinary(env *testbed.Env, repo, name, logName string, args []string) (*testbed.Process, error) {
 	bin, err := filepath.Abs(filepath.Join(repo, "bin", name))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s not built: run `make build`", bin)
+		return nil, fmt.Errorf("%s not built: run `make build`", bin)
 	}
-	_, err = env.Run(name, bin, args...)
-	return err
+	return env.Run(logName, bin, args...)
 }
 
 func freePorts(n int) ([]int, error) {

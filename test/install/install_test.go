@@ -386,8 +386,9 @@ var refusals = map[string]struct {
 	},
 	"vpa-inplace": {
 		allowed: authorizationv1.ResourceAttributes{Resource: "pods", Subresource: "resize", Verb: "patch", Namespace: "default"},
-		// Resizes go through pods/resize only; the pod object itself is never written.
-		refused: authorizationv1.ResourceAttributes{Resource: "pods", Verb: "patch", Namespace: "default"},
+		// Resizes go through pods/resize; the pod itself is patched only for the updater's
+		// state annotation, and never deleted (an eviction is the only way a pod goes).
+		refused: authorizationv1.ResourceAttributes{Resource: "pods", Verb: "delete", Namespace: "default"},
 	},
 	"node-autoscaler": {
 		allowed: authorizationv1.ResourceAttributes{Group: "karpenter.sh", Resource: "nodeclaims", Verb: "create"},

@@ -141,7 +141,7 @@ func (c *resizeChecker) checkNode(ctx context.Context, name string) error {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		addTo(used, podresources.Allocated(p), 1)
+		podresources.Add(used, podresources.Allocated(p), 1)
 		if podresources.Pending(p) && p.Annotations[ResizeAnnotation] == "" {
 			pending = append(pending, p)
 		}
@@ -157,15 +157,15 @@ func (c *resizeChecker) checkNode(ctx context.Context, name string) error {
 	for _, p := range pending {
 		allocated, want := podresources.Allocated(p), podresources.Desired(p)
 		others := used.DeepCopy()
-		addTo(others, allocated, -1)
+		podresources.Add(others, allocated, -1)
 		verdict, message := podresources.Fit(want, node.Status.Allocatable, others)
 		if !reported(p) {
 			// The first report of a new pod's resources is its admission, not a resize.
 			verdict, message = podresources.Fits, ""
 		}
 		if verdict == podresources.Fits {
-			addTo(used, want, 1)
-			addTo(used, allocated, -1)
+			podresources.Add(used, want, 1)
+			podresources.Add(used, allocated, -1)
 		}
 		if err := c.answer(ctx, p, verdict, message); err != nil {
 			errs = append(errs, err)
@@ -189,19 +189,6 @@ func priority(p *corev1.Pod) int32 {
 		return *p.Spec.Priority
 	}
 	return 0
-}
-
-// addTo adds sign × delta to sum, resource by resource.
-func addTo(sum, delta corev1.ResourceList, sign int) {
-	for r, q := range delta {
-		cur := sum[r]
-		if sign < 0 {
-			cur.Sub(q)
-		} else {
-			cur.Add(q)
-		}
-		sum[r] = cur
-	}
 }
 
 // answer writes the verdict into the pod's status: the resources applied, or a

@@ -91,9 +91,13 @@ type Input struct {
 	AllowContainerRestart bool
 	// AllowEviction lets InPlaceOrRecreate evict a pod whose resize is infeasible or failed.
 	AllowEviction bool
-	// Boosted is true when the updater gave this pod its startup boost and has not reverted it:
-	// the revert is made whatever the hysteresis and cooldown.
-	Boosted bool
+	// Boost is what the updater remembers of the pod's start-up boost. An active boost is
+	// reverted whatever the hysteresis and cooldown.
+	Boost Boost
+	// NodeRoom is what the pod may be allocated on its node at most: the node's allocatable less
+	// what the kubelet has allocated to the node's other pods. A boost is capped to it (a boost
+	// the kubelet would defer is worse than none); nil when unknown, and then no boost is given.
+	NodeRoom corev1.ResourceList
 }
 
 // ContainerResize is the new requests and limits of one container (only the resources that change
@@ -169,7 +173,7 @@ func Decide(in Input, cfg Config) Decision {
 		d.LeftToHPA = leftToHPA(in)
 		return d
 	}
-	if !sum.increase && sum.decrease && !in.Boosted && !in.LastResize.IsZero() && in.Now.Sub(in.LastResize) < cfg.DownscaleCooldown {
+	if !sum.increase && sum.decrease && !in.Boost.Active && !in.LastResize.IsZero() && in.Now.Sub(in.LastResize) < cfg.DownscaleCooldown {
 		return none(ReasonCooldown, "last resized %s ago; decreases wait %s", in.Now.Sub(in.LastResize).Round(time.Second), cfg.DownscaleCooldown)
 	}
 	return resizeDecision(in, want, sum)
@@ -275,7 +279,8 @@ func desired(in Input, cfg Config) ([]change, Decision) {
 	if len(recs) == 0 {
 		return nil, none(ReasonNoRecommendation, "the VPA has no recommendation yet")
 	}
-	notReady, readySince := boostWindow(pod)
+	ready, readySince := readiness(pod)
+	start := ContainerStart(pod)
 	var out []change
 	for _, ctr := range pod.Spec.Containers {
 		policy := recommender.PolicyFor(vpa.Spec.ResourcePolicy, ctr.Name)
@@ -290,12 +295,14 @@ func desired(in Input, cfg Config) ([]change, Decision) {
 				continue
 			}
 			boosted := false
-			if b := boostPolicy(vpa, policy); r == corev1.ResourceCPU && inBoost(b, notReady, readySince, in.Now) {
-				if bq, ok := boostedCPU(b, target); ok && bq.Cmp(target) > 0 {
-					target, boosted = bq, true
+			if b := boostPolicy(vpa, policy); r == corev1.ResourceCPU && boosting(b, in.Boost, start, ready, readySince, in.Now) {
+				if bq, ok := boostedCPU(b, target); ok {
+					if bq = capBoost(bq, policy, in.NodeRoom, pod, ctr.Name); bq.Cmp(target) > 0 {
+						target, boosted = bq, true
+					}
 				}
 			}
-			boostEnds := r == corev1.ResourceCPU && in.Boosted && !boosted
+			boostEnds := r == corev1.ResourceCPU && in.Boost.Active && !boosted
 			c.add(in, cfg, ctr, policy, r, target, boosted, boostEnds)
 		}
 		if len(c.requests) > 0 {

@@ -87,6 +87,16 @@ func TestDecide(t *testing.T) {
 			v.Spec.StartupBoost = &vpav1.StartupBoost{CPU: &vpav1.GenericStartupBoost{Type: vpav1.FactorStartupBoostType, Factor: &factor, DurationSeconds: &secs}}
 		}
 	}
+	room := rl("4", "8Gi")
+	started := func(restarts int32) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", RestartCount: restarts}}
+		}
+	}
+	boostedTo300m := func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = q("300m")
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = q("600m")
+	}
 	readyFor := func(d time.Duration) func(*corev1.Pod) {
 		return func(p *corev1.Pod) { p.Status.Conditions[0].LastTransitionTime = metav1.NewTime(now.Add(-d)) }
 	}
@@ -218,23 +228,62 @@ func TestDecide(t *testing.T) {
 		},
 		{
 			name: "startup boost before Ready: factor × target",
-			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Pod: pod(func(p *corev1.Pod) {
+			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), NodeRoom: room, Pod: pod(started(0), func(p *corev1.Pod) {
 				p.Status.Conditions[0].Status = corev1.ConditionFalse
 			})}, action: Resize, reason: ReasonStartupBoost,
 			wantReq: rl("300m", ""), wantLim: rl("600m", ""),
 		},
 		{
 			name: "startup boost holds for durationSeconds after Ready",
-			in:   Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Pod: pod(readyFor(10 * time.Second))}, action: Resize, reason: ReasonStartupBoost,
+			in:   Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), NodeRoom: room, Pod: pod(started(0), readyFor(10*time.Second))}, action: Resize, reason: ReasonStartupBoost,
 			wantReq: rl("300m", ""), wantLim: rl("600m", ""),
 		},
 		{
-			name: "boost reverted after its window, whatever the cooldown",
-			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Boosted: true, LastResize: now.Add(-35 * time.Second), Pod: pod(readyFor(31*time.Second), func(p *corev1.Pod) {
-				p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = q("300m")
-				p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = q("600m")
-			})}, action: Resize, reason: ReasonBoostEnded,
+			name:   "boost reverted after Ready held for its duration, whatever the cooldown",
+			in:     Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Boost: Boost{Start: "app=0", Active: true}, NodeRoom: room, LastResize: now.Add(-35 * time.Second), Pod: pod(started(0), boostedTo300m, readyFor(31*time.Second))},
+			action: Resize, reason: ReasonBoostEnded,
 			wantReq: rl("100m", ""), wantLim: rl("200m", ""),
+		},
+		{
+			name:   "an active boost stays while readiness flaps",
+			in:     Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Boost: Boost{Start: "app=0", Active: true}, NodeRoom: room, Pod: pod(started(0), boostedTo300m, readyFor(5*time.Second))},
+			action: None, reason: ReasonNothingControlled,
+		},
+		{
+			name: "no second boost for the same container start when the pod turns unready",
+			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Boost: Boost{Start: "app=0"}, NodeRoom: room, Pod: pod(started(0), func(p *corev1.Pod) {
+				p.Status.Conditions[0].Status = corev1.ConditionFalse
+			})}, action: None, reason: ReasonNothingControlled,
+		},
+		{
+			name: "a restarted container is boosted again",
+			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Boost: Boost{Start: "app=0"}, NodeRoom: room, Pod: pod(started(1), func(p *corev1.Pod) {
+				p.Status.Conditions[0].Status = corev1.ConditionFalse
+			})}, action: Resize, reason: ReasonStartupBoost,
+			wantReq: rl("300m", ""), wantLim: rl("600m", ""),
+		},
+		{
+			name: "boost capped at maxAllowed",
+			in: Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30), func(v *vpav1.VerticalPodAutoscaler) {
+				v.Spec.ResourcePolicy = &vpav1.PodResourcePolicy{ContainerPolicies: []vpav1.ContainerResourcePolicy{{ContainerName: "app", MaxAllowed: rl("250m", "")}}}
+			}), NodeRoom: room, Pod: pod(started(0), readyFor(time.Second))}, action: Resize, reason: ReasonStartupBoost,
+			wantReq: rl("250m", ""), wantLim: rl("500m", ""),
+		},
+		{
+			name:   "boost capped at the node's room",
+			in:     Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), NodeRoom: rl("200m", "1Gi"), Pod: pod(started(0), readyFor(time.Second))},
+			action: Resize, reason: ReasonStartupBoost,
+			wantReq: rl("200m", ""), wantLim: rl("400m", ""),
+		},
+		{
+			name:   "no room on the node: no boost",
+			in:     Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), NodeRoom: rl("100m", "1Gi"), Pod: pod(started(0), readyFor(time.Second))},
+			action: None, reason: ReasonNothingControlled,
+		},
+		{
+			name:   "room unknown: no boost",
+			in:     Input{VPA: vpa(inPlace, "100m", "128Mi", boost(3, 30)), Pod: pod(started(0), readyFor(time.Second))},
+			action: None, reason: ReasonNothingControlled,
 		},
 	}
 	for _, tc := range cases {
