@@ -8,8 +8,10 @@ import (
 	"syscall"
 
 	"github.com/awslabs/operatorpkg/controller"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/karpenter/pkg/cloudprovider"
 	"sigs.k8s.io/karpenter/pkg/cloudprovider/overlay"
@@ -109,7 +111,16 @@ func newProvider(ctx context.Context, op *operator.Operator, opts *Options, reco
 		if err != nil {
 			return nil, nil, err
 		}
-		catalog := alibabacloud.NewCatalog(api, op.Clock, alibabacloud.CatalogConfig{})
+		priceErrors := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lockstep_node_autoscaler_alibabacloud_price_errors_total",
+			Help: "Instance types left without a price by a failed DescribePrice call during a catalogue refresh (not offered until they have one).",
+		})
+		if err := crmetrics.Registry.Register(priceErrors); err != nil {
+			return nil, nil, fmt.Errorf("registering the catalogue's metrics: %w", err)
+		}
+		catalog := alibabacloud.NewCatalog(api, op.Clock, alibabacloud.CatalogConfig{
+			PriceErrors: priceErrors, Log: ctrl.Log.WithName("alibabacloud-catalog"),
+		})
 		provider := alibabacloud.NewCloudProvider(op.GetClient(), api, catalog, a.Region, a.ClusterName)
 		return provider, []controller.Controller{&alibabacloud.NodeClassController{Client: op.GetClient(), API: api, Recorder: recorder}}, nil
 	default:

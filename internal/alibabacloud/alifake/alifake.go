@@ -50,13 +50,16 @@ type Server struct {
 	handlers map[string]Handler
 	throttle int
 	refuse   *Error
+	fail     map[string]failure       // by action
+	gates    map[string]chan struct{} // by action: calls wait until it is closed
 	calls    map[string]int
 	requests int
 }
 
 // New returns a server that knows no keys and no actions yet.
 func New() *Server {
-	return &Server{keys: map[string]key{}, handlers: map[string]Handler{}, calls: map[string]int{}}
+	return &Server{keys: map[string]key{}, handlers: map[string]Handler{}, calls: map[string]int{},
+		fail: map[string]failure{}, gates: map[string]chan struct{}{}}
 }
 
 // AddKey makes an AccessKey pair valid; token, when set, must come with it (STS credentials).
@@ -94,6 +97,42 @@ func (s *Server) Refuse(e *Error) {
 	s.refuse = e
 }
 
+// failure is an error some calls of an action get.
+type failure struct {
+	match func(url.Values) bool
+	err   *Error
+}
+
+// FailWhere makes the calls of action whose parameters match fail with e (Throttled, say),
+// until it is called again with a nil e.
+func (s *Server) FailWhere(action string, match func(url.Values) bool, e *Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e == nil {
+		delete(s.fail, action)
+		return
+	}
+	s.fail[action] = failure{match: match, err: e}
+}
+
+// Gate makes the calls of action wait, unanswered, until the returned function is called: an
+// API that is slow right now.
+func (s *Server) Gate(action string) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := make(chan struct{})
+	s.gates[action] = g
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.gates, action)
+			s.mu.Unlock()
+			close(g)
+		})
+	}
+}
+
 // Calls is how many authenticated calls of action were answered, good or bad.
 func (s *Server) Calls(action string) int {
 	s.mu.Lock()
@@ -124,12 +163,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	action := params.Get("Action")
 	s.calls[action]++
-	h, refuse := s.handlers[action], s.refuse
+	h, refuse, gate := s.handlers[action], s.refuse, s.gates[action]
+	if f, ok := s.fail[action]; ok && f.match(params) {
+		refuse = f.err
+	}
 	throttled := s.throttle > 0
 	if throttled {
 		s.throttle--
 	}
 	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	switch {
 	case throttled:
 		write(w, r, nil, Throttled)

@@ -59,6 +59,8 @@ type fixture struct {
 	cp    *alibabacloud.CloudProvider
 	ctl   *alibabacloud.NodeClassController
 	rec   *events.FakeRecorder
+	// endpoint is the fake's host:port.
+	endpoint string
 }
 
 var crdInstalled bool
@@ -91,6 +93,7 @@ func newFixture(t *testing.T) *fixture {
 	srv := httptest.NewServer(f.fake)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
+	f.endpoint = u.Host
 	f.api, err = alibabacloud.NewAPI(alibabacloud.ClientConfig{Region: region, Endpoint: u.Host, Scheme: "http", Clock: f.clock},
 		credentials.NewStaticAKCredentialsProvider(keyID, keySecret))
 	if err != nil {
