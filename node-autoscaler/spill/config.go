@@ -50,9 +50,13 @@ type Config struct {
 	// HoldDuration bounds how long a placeholder holds room for a spilled pod (and keeps its node
 	// from being consolidated).
 	HoldDuration time.Duration
-	// HoldImage is the placeholder's image; HoldPriorityClass its (negative, non-preempting)
-	// PriorityClass, which the controller creates when missing.
+	// HoldImage is the placeholder's image; empty takes the sandbox (pause) image the real
+	// nodes report (SandboxImage), which they hold already. HoldPriorityClass is its (negative,
+	// non-preempting) PriorityClass, which the controller creates when missing.
 	HoldImage, HoldPriorityClass string
+	// HoldStartTimeout is how long a placeholder may go without running (unscheduled, or its
+	// image not pulled) before a Warning event on the spilled pod says so.
+	HoldStartTimeout time.Duration
 	// HoldPriority is the PriorityClass' value.
 	HoldPriority int32
 	// MoveBack turns moving spilled pods back onto real nodes on.
@@ -74,7 +78,7 @@ func DefaultConfig() Config {
 			Key: "virtual-kubelet.io/provider", Value: "alibabacloud", Effect: corev1.TaintEffectNoSchedule,
 		},
 		HoldDuration:        15 * time.Minute,
-		HoldImage:           "registry.k8s.io/pause:3.10",
+		HoldStartTimeout:    3 * time.Minute,
 		HoldPriorityClass:   "lockstep-capacity-hold",
 		HoldPriority:        -100,
 		MoveBack:            true,
@@ -107,8 +111,8 @@ func (c Config) Validate() error {
 	if c.HoldDuration <= 0 {
 		errs = append(errs, fmt.Errorf("hold duration must be positive, got %s", c.HoldDuration))
 	}
-	if c.HoldImage == "" {
-		errs = append(errs, errors.New("hold image must be set"))
+	if c.HoldStartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("hold start timeout must be positive, got %s", c.HoldStartTimeout))
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.HoldPriorityClass); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("hold priority class %q: %v", c.HoldPriorityClass, msgs))

@@ -196,7 +196,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad taint key", func(c *Config) { c.VirtualNodeTaint.Key = "a b" }, "taint key"},
 		{"bad effect", func(c *Config) { c.VirtualNodeTaint.Effect = "Sometimes" }, "effect"},
 		{"positive hold priority", func(c *Config) { c.HoldPriority = 10 }, "negative"},
-		{"no hold image", func(c *Config) { c.HoldImage = "" }, "image"},
+		{"no hold start timeout", func(c *Config) { c.HoldStartTimeout = 0 }, "hold start timeout"},
 		{"zero move bound", func(c *Config) { c.MaxMovesInFlight = 0 }, "bounds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

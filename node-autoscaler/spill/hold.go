@@ -24,10 +24,14 @@ func HoldName(podName string) string {
 }
 
 // Placeholder is the low-priority pod that holds room on real capacity for a spilled pod until
-// `until`: the pod's requests, node selector, node affinity and tolerations (without the virtual
-// node's), the hold PriorityClass, and karpenter.sh/do-not-disrupt for the hold's length so the
-// node it lands on is not consolidated while the spilled pod waits to move back. The spilled pod
-// owns it: deleting the pod deletes the hold.
+// `until`: the pod's twin for placement — its requests, node selector, node and pod
+// (anti-)affinity, topology spread constraints (twinPlacement), tolerations (without the virtual
+// node's), host ports, scheduler and runtime class — with the hold PriorityClass, and
+// karpenter.sh/do-not-disrupt for the hold's length so the node it lands on is not consolidated
+// while the spilled pod waits to move back. Its priority is the lowest on purpose: any pod, the
+// replacement first, preempts it, so it is never placed where the replacement could not go.
+// Volumes are not copied (a claim bound to one zone is not expressed). The spilled pod owns it:
+// deleting the pod deletes the hold.
 func Placeholder(pod *corev1.Pod, cfg Config, now time.Time) *corev1.Pod {
 	virtual := cfg.toleration()
 	var tolerations []corev1.Toleration
@@ -37,16 +41,14 @@ func Placeholder(pod *corev1.Pod, cfg Config, now time.Time) *corev1.Pod {
 		}
 		tolerations = append(tolerations, t)
 	}
-	var affinity *corev1.Affinity
-	if pod.Spec.Affinity != nil && pod.Spec.Affinity.NodeAffinity != nil {
-		affinity = &corev1.Affinity{NodeAffinity: pod.Spec.Affinity.NodeAffinity.DeepCopy()}
-	}
+	group := holdGroup(pod)
+	affinity, spread := twinPlacement(pod, group)
 	requests := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{ExcludeOverhead: true})
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      HoldName(pod.Name),
 			Namespace: pod.Namespace,
-			Labels:    map[string]string{HoldForLabel: string(pod.UID)},
+			Labels:    map[string]string{HoldForLabel: string(pod.UID), HoldGroupLabel: group},
 			Annotations: map[string]string{
 				HoldUntilAnnotation:              now.Add(cfg.HoldDuration).UTC().Format(time.RFC3339),
 				karpv1.DoNotDisruptAnnotationKey: cfg.HoldDuration.String(),
@@ -57,9 +59,11 @@ func Placeholder(pod *corev1.Pod, cfg Config, now time.Time) *corev1.Pod {
 		},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
-				Name:      "hold",
-				Image:     cfg.HoldImage,
-				Resources: corev1.ResourceRequirements{Requests: requests},
+				Name:            "hold",
+				Image:           cfg.HoldImage,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Resources:       corev1.ResourceRequirements{Requests: requests},
+				Ports:           hostPorts(pod),
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
 					RunAsNonRoot:             ptr.To(true),
@@ -70,6 +74,10 @@ func Placeholder(pod *corev1.Pod, cfg Config, now time.Time) *corev1.Pod {
 			}},
 			NodeSelector:                  pod.Spec.NodeSelector,
 			Affinity:                      affinity,
+			TopologySpreadConstraints:     spread,
+			SchedulerName:                 pod.Spec.SchedulerName,
+			ImagePullSecrets:              pod.Spec.ImagePullSecrets,
+			RuntimeClassName:              pod.Spec.RuntimeClassName,
 			Tolerations:                   tolerations,
 			PriorityClassName:             cfg.HoldPriorityClass,
 			TerminationGracePeriodSeconds: ptr.To[int64](0),
@@ -77,6 +85,24 @@ func Placeholder(pod *corev1.Pod, cfg Config, now time.Time) *corev1.Pod {
 			EnableServiceLinks:            ptr.To(false),
 		},
 	}
+}
+
+// hostPorts are the pod's containers' host ports: a node can take the replacement only where
+// they are free, so the placeholder declares them too.
+func hostPorts(pod *corev1.Pod) []corev1.ContainerPort {
+	var out []corev1.ContainerPort
+	seen := map[corev1.ContainerPort]bool{}
+	for _, c := range append(append([]corev1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		for _, p := range c.Ports {
+			// One container holds them all: no names (they could clash), each port once.
+			port := corev1.ContainerPort{ContainerPort: p.HostPort, HostPort: p.HostPort, HostIP: p.HostIP, Protocol: p.Protocol}
+			if p.HostPort != 0 && !seen[port] {
+				seen[port] = true
+				out = append(out, port)
+			}
+		}
+	}
+	return out
 }
 
 // HoldPriorityClass is the placeholders' PriorityClass: below every workload, never preempting.

@@ -74,6 +74,8 @@ func (a MoveAction) String() string {
 		return "release"
 	case MoveEvict:
 		return "evict"
+	case MoveReportHold:
+		return "report_hold"
 	default:
 		return "none"
 	}

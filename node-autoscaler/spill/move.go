@@ -23,7 +23,13 @@ const (
 	MoveRelease
 	// MoveEvict evicts the released pod: its ReplicaSet is whole again without it.
 	MoveEvict
+	// MoveReportHold says, once, that the placeholder has not run within HoldStartTimeout: the
+	// pod cannot move back until it does.
+	MoveReportHold
 )
+
+// HoldNotRunningAnnotation on a placeholder records when it was reported not running (once).
+const HoldNotRunningAnnotation = "node-autoscaler.lockstep.dev/hold-not-running-since"
 
 // Move reasons (event reasons and metric labels).
 const (
@@ -35,6 +41,7 @@ const (
 	MoveReasonDisabled      = "MoveBackDisabled"
 	MoveReasonUnsupported   = "MoveBackUnsupported"
 	MoveReasonHoldPending   = "HoldPending"
+	MoveReasonHoldStuck     = "HoldNotRunning"
 	MoveReasonSettling      = "Settling"
 	MoveReasonBounded       = "MovesInFlight"
 	MoveReasonRoomReady     = "RoomReady"
@@ -144,6 +151,8 @@ func decideOnVirtual(in MoveInput, cfg Config) MoveDecision {
 		return wait(MoveReasonDisabled, holdEnd.Sub(in.Now))
 	case in.ReplicaSet == nil || !in.Deployment:
 		return wait(MoveReasonUnsupported, holdEnd.Sub(in.Now))
+	case !holdRunning(in) && in.Hold.Annotations[HoldNotRunningAnnotation] == "" && in.Now.Sub(in.Hold.CreationTimestamp.Time) >= cfg.HoldStartTimeout:
+		return MoveDecision{Action: MoveReportHold, Reason: MoveReasonHoldStuck}
 	case !holdRunning(in):
 		return wait(MoveReasonHoldPending, 5*time.Second)
 	case in.Now.Sub(spilledAt) < cfg.MoveBackAfter:

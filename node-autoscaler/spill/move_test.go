@@ -56,7 +56,7 @@ func TestDecideMove(t *testing.T) {
 	virtual := readyNode("virtual-kubelet", map[string]string{"type": "virtual-kubelet"})
 	real := readyNode("node-1", nil)
 	hold := func(node string) *corev1.Pod {
-		h := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hold-web-1", Annotations: map[string]string{
+		h := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hold-web-1", CreationTimestamp: metav1.NewTime(spilledAt), Annotations: map[string]string{
 			HoldUntilAnnotation: spilledAt.Add(cfg.HoldDuration).Format(time.RFC3339),
 		}}, Spec: corev1.PodSpec{NodeName: node}}
 		if node != "" {
@@ -100,6 +100,13 @@ func TestDecideMove(t *testing.T) {
 		{"hold expired: delete it", with(func(in *MoveInput) { in.Now = spilledAt.Add(cfg.HoldDuration) }), cfg, MoveDeleteHold, MoveReasonHoldExpired},
 		{"hold expired and gone: stay", with(func(in *MoveInput) { in.Now, in.Hold = spilledAt.Add(cfg.HoldDuration+time.Second), nil }), cfg, MoveNone, MoveReasonHoldExpired},
 		{"hold pending", with(func(in *MoveInput) { in.Hold, in.HoldNode = hold(""), nil }), cfg, MoveNone, MoveReasonHoldPending},
+		{"hold not running past its start timeout: report it", with(func(in *MoveInput) {
+			in.Hold, in.HoldNode, in.Now = hold(""), nil, spilledAt.Add(cfg.HoldStartTimeout)
+		}), cfg, MoveReportHold, MoveReasonHoldStuck},
+		{"hold not running, reported already: wait", with(func(in *MoveInput) {
+			in.Hold, in.HoldNode, in.Now = hold(""), nil, spilledAt.Add(cfg.HoldStartTimeout)
+			in.Hold.Annotations[HoldNotRunningAnnotation] = in.Now.Format(time.RFC3339)
+		}), cfg, MoveNone, MoveReasonHoldPending},
 		{"hold's node not ready", with(func(in *MoveInput) {
 			n := real.DeepCopy()
 			n.Status.Conditions[0].Status = corev1.ConditionFalse
@@ -266,4 +273,54 @@ func tryPatch(pod *corev1.Pod, patch []byte) (*corev1.Pod, error) {
 	}
 	var got corev1.Pod
 	return &got, json.Unmarshal(out, &got)
+}
+
+// The placeholder is the pod's twin for placement: its pod anti-affinity and zone spread (with
+// matchLabelKeys resolved from the pod's labels), the same rules over the workload's other
+// placeholders, and its host ports; never the pod's labels.
+func TestPlaceholderIsThePodsTwin(t *testing.T) {
+	cfg := DefaultConfig()
+	web := map[string]string{"app": "web"}
+	pod := pendingPod(t0, func(p *corev1.Pod) {
+		p.UID = "uid-1"
+		p.Labels = map[string]string{"app": "web", "pod-template-hash": "abc"}
+		p.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-abc", UID: "rs-1", Controller: ptr.To(true)}}
+		p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{
+			{LabelSelector: &metav1.LabelSelector{MatchLabels: web}, TopologyKey: corev1.LabelHostname},
+			{LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}, TopologyKey: corev1.LabelHostname},
+		}}}
+		p.Spec.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: corev1.LabelTopologyZone,
+			WhenUnsatisfiable: corev1.DoNotSchedule, LabelSelector: &metav1.LabelSelector{MatchLabels: web}, MatchLabelKeys: []string{"pod-template-hash"}}}
+		p.Spec.SchedulerName = "default-scheduler"
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, HostPort: 18080}, {ContainerPort: 9090}}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "side", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, HostPort: 18080}}})
+	})
+	h := Placeholder(pod, cfg, t0)
+	if h.Labels["app"] != "" || h.Labels[HoldGroupLabel] != "rs-1" {
+		t.Errorf("labels %v: want the hold group (the ReplicaSet) and none of the pod's", h.Labels)
+	}
+	checkTwinRules(t, h)
+	if ports := h.Spec.Containers[0].Ports; len(ports) != 1 || ports[0].HostPort != 18080 || ports[0].Name != "" {
+		t.Errorf("ports %+v: want host port 18080 once", ports)
+	}
+	if h.Spec.SchedulerName != "default-scheduler" || h.Spec.PriorityClassName != cfg.HoldPriorityClass {
+		t.Errorf("scheduler %q, priority class %q", h.Spec.SchedulerName, h.Spec.PriorityClassName)
+	}
+}
+
+// checkTwinRules checks the placeholder's anti-affinity and spread against the pod's of
+// TestPlaceholderIsThePodsTwin.
+func checkTwinRules(t *testing.T, h *corev1.Pod) {
+	t.Helper()
+	anti := h.Spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	if len(anti) != 3 || anti[0].LabelSelector.MatchLabels["app"] != "web" || anti[1].LabelSelector.MatchLabels[HoldGroupLabel] != "rs-1" ||
+		anti[1].TopologyKey != corev1.LabelHostname || anti[2].LabelSelector.MatchLabels["app"] != "db" {
+		t.Errorf("anti-affinity %+v: want web's term, its twin over the placeholders, and db's term alone", anti)
+	}
+	spread := h.Spec.TopologySpreadConstraints
+	if len(spread) != 2 || len(spread[0].MatchLabelKeys) != 0 || spread[0].TopologyKey != corev1.LabelTopologyZone ||
+		len(spread[0].LabelSelector.MatchExpressions) != 1 || spread[0].LabelSelector.MatchExpressions[0].Values[0] != "abc" ||
+		spread[1].LabelSelector.MatchLabels[HoldGroupLabel] != "rs-1" || spread[1].MaxSkew != 1 || spread[1].WhenUnsatisfiable != corev1.ScheduleAnyway {
+		t.Errorf("spread %+v: want the pod's with pod-template-hash resolved, and its soft twin over the placeholders", spread)
+	}
 }

@@ -28,6 +28,8 @@ import (
 type Mover struct {
 	deps  Deps
 	class *priorityClass
+	// moves are the pods this mover released, counted in flight until the cache shows them.
+	moves moveReservations
 }
 
 // Register adds the controller to the manager.
@@ -98,6 +100,7 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		if err := d.Client.Patch(ctx, &pod, client.RawPatch(types.JSONPatchType, ReleasePatch(&pod, in.Now))); err != nil {
 			return reconcile.Result{}, client.IgnoreNotFound(fmt.Errorf("releasing pod %s from its ReplicaSet: %w", req.NamespacedName, err))
 		}
+		m.moves.reserve(&pod, in.ReplicaSet.UID)
 		d.Metrics.Moves.WithLabelValues("released").Inc()
 		d.Recorder.Eventf(&pod, in.ReplicaSet, corev1.EventTypeNormal, "MovingBack", "MoveBack",
 			"room is ready on node %s: released from ReplicaSet %s, which creates a replacement; this pod keeps serving until the replacement is ready", in.Hold.Spec.NodeName, in.ReplicaSet.Name)
@@ -105,6 +108,8 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
 	case MoveEvict:
 		return m.evict(ctx, &pod, in, dec)
+	case MoveReportHold:
+		return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, m.reportHold(ctx, &pod, in)
 	case MoveNone:
 		if dec.Reason == MoveReasonUnsupported && pod.Annotations[MovingBackAnnotation] == "" {
 			d.Recorder.Eventf(&pod, nil, corev1.EventTypeNormal, MoveReasonUnsupported, "MoveBack",
@@ -174,7 +179,7 @@ func (m *Mover) gather(ctx context.Context, pod *corev1.Pod) (MoveInput, error) 
 			return in, err
 		}
 	}
-	in.InFlight, in.InFlightWorkload, err = movesInFlight(ctx, c, pod.Namespace, in.ReplicaSet)
+	in.InFlight, in.InFlightWorkload, err = m.movesInFlight(ctx, pod.Namespace, in.ReplicaSet)
 	return in, err
 }
 
@@ -199,24 +204,18 @@ func readyOwned(ctx context.Context, c client.Reader, rs *appsv1.ReplicaSet) (in
 	return n, nil
 }
 
-// movesInFlight counts the released pods not yet gone, in total and of rs.
-func movesInFlight(ctx context.Context, c client.Reader, namespace string, rs *appsv1.ReplicaSet) (total, ofRS int, err error) {
+// movesInFlight counts the released pods not yet gone, in total and of rs: those the cache
+// shows, and those this mover released that it does not show yet.
+func (m *Mover) movesInFlight(ctx context.Context, namespace string, rs *appsv1.ReplicaSet) (total, ofRS int, err error) {
 	var spilled corev1.PodList
-	if err := c.List(ctx, &spilled, client.HasLabels{SpilledLabel}); err != nil {
+	if err := m.deps.Client.List(ctx, &spilled, client.HasLabels{SpilledLabel}); err != nil {
 		return 0, 0, fmt.Errorf("listing spilled pods: %w", err)
 	}
-	for i := range spilled.Items {
-		p := &spilled.Items[i]
-		if p.Annotations[MovingBackAnnotation] == "" || p.DeletionTimestamp != nil {
-			continue
-		}
-		total++
-		if rs != nil && p.Namespace == namespace {
-			if ref := ownerRef(p, "ReplicaSet"); ref != nil && ref.UID == rs.UID {
-				ofRS++
-			}
-		}
+	var rsUID types.UID
+	if rs != nil {
+		rsUID = rs.UID
 	}
+	total, ofRS = m.moves.count(spilled.Items, namespace, rsUID)
 	return total, ofRS, nil
 }
 

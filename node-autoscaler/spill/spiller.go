@@ -135,7 +135,17 @@ func (s *Spiller) spill(ctx context.Context, pod *corev1.Pod, dec Decision, now 
 
 // createHold creates the placeholder for a spilled pod (an existing one is kept).
 func createHold(ctx context.Context, d Deps, pod *corev1.Pod, now time.Time) error {
-	hold := Placeholder(pod, d.Config, now)
+	cfg := d.Config
+	var err error
+	if cfg.HoldImage, err = holdImage(ctx, d); err != nil {
+		return err
+	}
+	hold := Placeholder(pod, cfg, now)
+	reqs, err := spreadRequirements(ctx, d, pod)
+	if err != nil {
+		return err
+	}
+	hold.Spec.Affinity = withRequirements(hold.Spec.Affinity, reqs)
 	if err := d.Client.Create(ctx, hold); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
