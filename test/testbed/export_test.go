@@ -45,7 +45,7 @@ func RealNodeLeftovers(dir string) []string {
 	for _, d := range cgroupDirs("/" + filepath.Base(dir)) {
 		out = append(out, "cgroup "+d)
 	}
-	for _, f := range cniCacheFiles(dir) {
+	for _, f := range cniCacheFiles(cniCacheDir, filepath.Base(dir), dir) {
 		out = append(out, "CNI cache "+f)
 	}
 	if _, err := net.InterfaceByName(realBridge); err == nil {

@@ -55,7 +55,9 @@ var kubeletSysctls = []string{
 // realNodeState is what cleaning up a real node needs; it is written to the test bed directory
 // before anything is created, so that the next test bed can clean up after a crash.
 type realNodeState struct {
-	Dir        string            `json:"dir"`
+	Dir string `json:"dir"`
+	// Network is the CNI network's name (the bed directory's), which names its cache entries.
+	Network    string            `json:"network"`
 	Bridge     string            `json:"bridge"`
 	CgroupRoot string            `json:"cgroupRoot"`
 	Socket     string            `json:"socket"`
@@ -137,6 +139,7 @@ func (e *Env) startRealNode(ctx context.Context) error {
 	dir := filepath.Join(e.Dir, "node")
 	rn.state = realNodeState{
 		Dir:        dir,
+		Network:    filepath.Base(e.Dir),
 		Bridge:     realBridge,
 		CgroupRoot: "/" + filepath.Base(e.Dir),
 		Socket:     filepath.Join(dir, "run", "containerd.sock"),
@@ -260,7 +263,7 @@ func (e *Env) startContainerd(ctx context.Context) error {
      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q, "gateway": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "loopback"}
   ]
-}`, filepath.Base(e.Dir), realBridge, filepath.Join(dir, "ipam"), RealPodSubnet, RealNodeIP)
+}`, rn.state.Network, realBridge, filepath.Join(dir, "ipam"), RealPodSubnet, RealNodeIP)
 	if err := os.WriteFile(filepath.Join(dir, "cni", "10-lockstep.conflist"), []byte(cniConf), 0o644); err != nil {
 		return fmt.Errorf("writing the CNI configuration: %w", err)
 	}
@@ -505,7 +508,7 @@ func cleanRealNode(st realNodeState) error {
 		}
 	}
 	removeContainerLogLinks(st.Dir)
-	for _, f := range cniCacheFiles(st.Dir) {
+	for _, f := range st.cniCacheFiles(cniCacheDir) {
 		_ = os.Remove(f)
 	}
 	restoreSysctls(st.Sysctls)
@@ -721,18 +724,27 @@ func removeContainerLogLinks(dir string) {
 // without a CNI DEL leaves its entries.
 const cniCacheDir = "/var/lib/cni/results"
 
-// cniCacheFiles returns the CNI cache entries of the real node in dir: named after its network
-// (the bed directory's name), or, for containerd's own loopback network, naming a network
-// namespace under dir.
-func cniCacheFiles(dir string) []string {
-	if dir == "" {
+// cniCacheFiles returns the node's entries in the CNI cache directory cacheDir.
+func (st realNodeState) cniCacheFiles(cacheDir string) []string {
+	network := st.Network
+	if network == "" && st.Dir != "" {
+		network = filepath.Base(filepath.Dir(st.Dir)) // a state file from before the field
+	}
+	return cniCacheFiles(cacheDir, network, st.Dir)
+}
+
+// cniCacheFiles returns the CNI cache entries in cacheDir of the real node whose network is
+// named network and whose directory is dir: named after the network, or, for containerd's own
+// loopback network, naming a network namespace under dir.
+func cniCacheFiles(cacheDir, network, dir string) []string {
+	if network == "" || dir == "" {
 		return nil
 	}
-	name := filepath.Base(dir)
+	name := network
 	var out []string
-	entries, _ := os.ReadDir(cniCacheDir)
+	entries, _ := os.ReadDir(cacheDir)
 	for _, e := range entries {
-		path := filepath.Join(cniCacheDir, e.Name())
+		path := filepath.Join(cacheDir, e.Name())
 		if strings.HasPrefix(e.Name(), name+"-") {
 			out = append(out, path)
 			continue

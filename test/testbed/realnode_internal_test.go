@@ -1,6 +1,9 @@
 package testbed
 
 import (
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -47,5 +50,37 @@ func TestKwokPodCIDRDefaultsAndValidation(t *testing.T) {
 	}
 	if _, err := (Options{BinRoot: "x", KwokPodCIDR: "not-a-range"}).withDefaults(); err == nil {
 		t.Fatal("a bad range was accepted")
+	}
+}
+
+// The cleanup finds the node's CNI cache entries by its network's name (the bed directory's),
+// whatever network namespace they name, and leaves other networks' entries alone; a state file
+// written before the network was recorded gives the same name.
+func TestCNICacheEntriesOfTheNode(t *testing.T) {
+	cache := t.TempDir()
+	write := func(name, netns string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(cache, name), []byte(`{"netns":"`+netns+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const bed = "/tmp/lockstep-testbed-1-abc"
+	write("lockstep-testbed-1-abc-0123-eth0", "/var/run/netns/cni-1") // the bridge network's
+	write("cni-loopback-4567-lo", bed+"/node/run/netns/cni-2")        // containerd's loopback, in the node's netns
+	write("lockstep-testbed-2-def-89ab-eth0", "/var/run/netns/cni-3") // another bed's
+	write("kindnet-cdef-eth0", "/var/run/netns/cni-4")                // another CNI's
+	want := []string{"cni-loopback-4567-lo", "lockstep-testbed-1-abc-0123-eth0"}
+	for name, st := range map[string]realNodeState{
+		"recorded network":     {Dir: bed + "/node", Network: "lockstep-testbed-1-abc"},
+		"state from before it": {Dir: bed + "/node"},
+	} {
+		var got []string
+		for _, f := range st.cniCacheFiles(cache) {
+			got = append(got, filepath.Base(f))
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: entries %v, want %v", name, got, want)
+		}
 	}
 }

@@ -280,8 +280,8 @@ func TestRealNodeCrashIsSweptAtNextStart(t *testing.T) {
 	}
 	sysctls := state.Sysctls
 	left := testbed.RealNodeLeftovers(report.Dir)
-	if !containsPrefix(left, "shim") || !containsPrefix(left, "bridge") || !containsPrefix(left, "mount") {
-		t.Fatalf("the killed child should have left shims, mounts and its bridge behind, found %v", left)
+	if !containsPrefix(left, "shim") || !containsPrefix(left, "bridge") || !containsPrefix(left, "mount") || !containsPrefix(left, "CNI cache") {
+		t.Fatalf("the killed child should have left shims, mounts, its bridge and its pod's CNI cache entries behind, found %v", left)
 	}
 	testbed.SweepStaleDirs()
 	if left := testbed.RealNodeLeftovers(report.Dir); len(left) > 0 {

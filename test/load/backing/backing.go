@@ -108,7 +108,7 @@ type backed struct {
 	labels  labels.Set
 	cpu     float64
 	backend Backend // nil while starting
-	failed  error   // the start failed: not retried for this pod
+	failed  error   // every start attempt failed: not tried again for this pod
 
 	// While draining: cut ends the drain early (once), stopped is closed when it stopped.
 	cut     sync.Once
@@ -126,7 +126,7 @@ type Event struct {
 	Time   time.Time
 	Pod    string
 	Role   string
-	Action string // ActionStarted, ActionStopped, ActionFailed or ActionResized
+	Action string // ActionStarted, ActionStopped, ActionFailed, ActionRetried or ActionResized
 	Detail string
 }
 
@@ -135,6 +135,8 @@ const (
 	ActionStarted = "started"
 	ActionStopped = "stopped"
 	ActionFailed  = "failed"
+	// ActionRetried is a failed start that is tried again.
+	ActionRetried = "retried"
 	// ActionResized is a backend following an in-place resize of its pod's CPU.
 	ActionResized = "resized"
 )
@@ -391,23 +393,58 @@ func (r *Runner) drain(ctx context.Context, b *backed) {
 	}()
 }
 
+// startRetries bounds the attempts at starting one pod's backend; the waits between them double
+// from startBackoff, so a new pod whose address a gone pod's backend still holds (kwok hands
+// addresses out again at once) gets it once that backend has drained.
+const (
+	startRetries = 6
+	startBackoff = 500 * time.Millisecond
+)
+
 func (r *Runner) startOne(ctx context.Context, uid types.UID, b *backed, d desired) {
 	role := d.pod.Labels[RoleLabel]
-	sctx, cancel := context.WithTimeout(ctx, r.opts.StartTimeout)
-	backend, err := r.opts.Starters[role](sctx, d.pod, d.addr, d.cpu)
-	cancel()
-	r.mu.Lock()
-	if err != nil {
-		b.failed = err
-		r.record(b.name, role, ActionFailed, err.Error())
-		r.opts.Log.Error(err, "starting a pod's backend", "pod", b.name, "address", b.addr)
+	wait := startBackoff
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, r.opts.StartTimeout)
+		backend, err := r.opts.Starters[role](sctx, d.pod, d.addr, d.cpu)
+		cancel()
+		r.mu.Lock()
+		if err == nil {
+			b.backend = backend
+			r.record(b.name, role, ActionStarted, b.addr.String())
+			r.mu.Unlock()
+			r.wake() // the pod may have gone while it started, and DNS has a new address
+			return
+		}
+		gone := !r.stillWanted(uid, d)
+		if attempt >= startRetries || gone || ctx.Err() != nil {
+			b.failed = err
+			r.record(b.name, role, ActionFailed, fmt.Sprintf("attempt %d: %v", attempt, err))
+			r.opts.Log.Error(err, "starting a pod's backend", "pod", b.name, "address", b.addr, "attempts", attempt)
+			r.mu.Unlock()
+			r.wake()
+			return
+		}
+		r.record(b.name, role, ActionRetried, fmt.Sprintf("attempt %d: %v", attempt, err))
 		r.mu.Unlock()
-		return
+		t := r.opts.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C():
+		}
+		t.Stop()
+		wait *= 2
 	}
-	b.backend = backend
-	r.record(b.name, role, ActionStarted, b.addr.String())
-	r.mu.Unlock()
-	r.wake() // the pod may have gone while it started, and DNS has a new address
+}
+
+// stillWanted reports whether the pod d was started for still wants its backend at d's address.
+func (r *Runner) stillWanted(uid types.UID, d desired) bool {
+	p, err := r.pods.Pods(r.opts.Namespace).Get(d.pod.Name)
+	if err != nil || p.UID != uid {
+		return false
+	}
+	w, ok := Wanted([]*corev1.Pod{p}, r.opts.Starters, r.opts.Prefix)[uid]
+	return ok && w.addr == d.addr
 }
 
 func (r *Runner) stopOne(b *backed) {

@@ -274,6 +274,71 @@ func TestAddressReusedWhileDraining(t *testing.T) {
 	}
 }
 
+// A backend whose address is still taken (by a gone pod's process, say) fails to start; the
+// start is tried again with a growing wait, and the pod is served once the address is free.
+func TestFailedStartIsRetried(t *testing.T) {
+	cs := framework.Clientset(t)
+	ns := framework.Namespace(t, cs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unmanaged-" + ns}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	const ip = "127.65.250.2"
+	squatter, err := net.Listen("tcp", net.JoinHostPort(ip, "8080"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+	_, runner, done := startRunner(ctx, t, ns, backing.Options{})
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late", Labels: map[string]string{"app": "checkout", backing.RoleLabel: "service"}},
+		Spec:       corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "api", Image: "demo"}}},
+	}
+	created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(action string) int {
+		n := 0
+		for _, e := range runner.Events() {
+			if e.Pod == "late" && e.Action == action {
+				n++
+			}
+		}
+		return n
+	}
+	framework.Eventually(t, 30*time.Second, func(context.Context) error {
+		if n := count(backing.ActionRetried); n < 2 {
+			return fmt.Errorf("%d retried starts so far", n)
+		}
+		return nil
+	})
+	_ = squatter.Close()
+	framework.Eventually(t, 30*time.Second, func(context.Context) error {
+		if count(backing.ActionFailed) > 0 {
+			t.Fatalf("the start was given up: %v", runner.Events())
+		}
+		if count(backing.ActionStarted) != 1 {
+			return fmt.Errorf("not started yet: %v", runner.Events())
+		}
+		return nil
+	})
+	if code := call(t, ip); code != http.StatusOK {
+		t.Fatalf("the pod at %s answered %d", ip, code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startRunner runs a Runner backing service pods of ns, with opts' other fields, until ctx
 // ends; done receives Run's error.
 func startRunner(ctx context.Context, t *testing.T, ns string, opts backing.Options) (*dns.Server, *backing.Runner, chan error) {

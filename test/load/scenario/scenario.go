@@ -420,7 +420,7 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
 				}
 			}
-			cl.Backed = sd.reach.Answering(cl.Pods)
+			cl.Backed, cl.Now = sd.reach.Answering(cl.Pods), cfg.Clock.Now()
 			smp := timeline.Observe(second, Tiers, cl, timeline.Load{})
 			sd.mu.Lock()
 			sd.samples = append(sd.samples, smp)

@@ -117,6 +117,20 @@ type Summary struct {
 // StepPhase names the schedule's phase that the summary measures.
 const StepPhase = "step"
 
+// unserved counts a side's pod-seconds of Ready pods that nothing served, and the first second.
+func unserved(side Side) (int, int) {
+	n, first := 0, -1
+	for _, smp := range side.Samples {
+		for _, ts := range smp.Tiers {
+			if ts.Unserved > 0 && first < 0 {
+				first = smp.Second
+			}
+			n += ts.Unserved
+		}
+	}
+	return n, first
+}
+
 // Summarize measures each side against the step phase.
 func Summarize(tl *Timeline, prices Prices) (Summary, error) {
 	var step *Phase
@@ -132,6 +146,9 @@ func Summarize(tl *Timeline, prices Prices) (Summary, error) {
 	for _, side := range tl.Sides {
 		if side.SampleErrors > 0 {
 			return Summary{}, fmt.Errorf("side %s: %d sampling rounds failed, so its figures would be too small", side.Name, side.SampleErrors)
+		}
+		if n, first := unserved(side); n > 0 {
+			return Summary{}, fmt.Errorf("side %s: %d pod-seconds Ready with nothing serving them (first at second %d): the harness failed to back them, so the side's figures do not measure the autoscaler", side.Name, n, first)
 		}
 		sum.Sides = append(sum.Sides, summarizeSide(side, tl.Tiers, *step, tl.SLOMillis, prices))
 	}

@@ -40,6 +40,10 @@ type TierSample struct {
 	// MovingBack pods are being moved back from serverless capacity: node-autoscaler released
 	// them from their ReplicaSet, and they serve until their replacement on a node is ready.
 	MovingBack int `json:"movingBack,omitempty"`
+	// Unserved pods have been Ready for UnservedGrace or longer with no backend answering for
+	// them: a real cluster would send them requests that nothing serves. The harness's fault,
+	// not the autoscaler's, so Summarize refuses a side with any.
+	Unserved int `json:"unserved,omitempty"`
 	// CPURequest is the cores its running pods request on nodes; ServerlessCPURequest on
 	// virtual nodes.
 	CPURequest           float64 `json:"cpuRequest"`
@@ -80,7 +84,14 @@ type Cluster struct {
 	Nodes       []corev1.Node
 	// Backed names the pods whose backends answer.
 	Backed map[string]bool
+	// Now is when it was read (how long pods have been Ready).
+	Now time.Time
 }
+
+// UnservedGrace is how long a pod may be Ready before its backend answers: kwok marks a pod
+// Ready at once, while its process takes a moment to start (on a real kubelet the readiness
+// probe waits for it).
+const UnservedGrace = 10 * time.Second
 
 // VirtualNodeLabel marks a serverless virtual node (as ACK's virtual-kubelet and
 // virtual-kubelet's providers label theirs).
@@ -141,6 +152,8 @@ func observeTier(t Tier, c Cluster, virtual map[string]bool) TierSample {
 			ts.Running++
 			if c.Backed[p.Name] {
 				ts.Backed++
+			} else if since, ready := readySince(p); ready && !c.Now.IsZero() && c.Now.Sub(since) >= UnservedGrace {
+				ts.Unserved++
 			}
 			if _, ok := p.Annotations[spill.MovingBackAnnotation]; ok {
 				ts.MovingBack++
@@ -176,6 +189,16 @@ func matches(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// readySince returns when the pod became Ready, and whether it is.
+func readySince(p *corev1.Pod) (time.Time, bool) {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.LastTransitionTime.Time, c.Status == corev1.ConditionTrue
+		}
+	}
+	return time.Time{}, false
 }
 
 func cpuRequest(p *corev1.Pod) float64 {

@@ -56,13 +56,21 @@ func TestObserve(t *testing.T) {
 	// Released from its ReplicaSet by node-autoscaler, still serving from the virtual node.
 	moving := pod("checkout-b", "checkout", "vk", corev1.PodRunning, "500m")
 	moving.Annotations = map[string]string{spill.MovingBackAnnotation: "2026-12-01T10:00:00Z"}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	readyFor := func(p corev1.Pod, d time.Duration) corev1.Pod {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-d))}}
+		return p
+	}
 	c := Cluster{
+		Now:         now,
 		Deployments: []appsv1.Deployment{deploy("gateway", 2), deploy("checkout", 4)},
 		HPAs:        []autoscalingv2.HorizontalPodAutoscaler{hpa("gateway", 2), hpa("checkout", 5)},
 		Pods: []corev1.Pod{
 			pod("gateway-a", "gateway", "n1", corev1.PodRunning, "250m"),
 			pod("gateway-b", "gateway", "n2", corev1.PodRunning, "250m"),
-			pod("checkout-a", "checkout", "n1", corev1.PodRunning, "500m"),
+			// Ready long enough with nothing serving it: unserved; one just Ready is starting.
+			readyFor(pod("checkout-a", "checkout", "n1", corev1.PodRunning, "500m"), UnservedGrace),
+			readyFor(pod("checkout-e", "checkout", "n2", corev1.PodRunning, "500m"), time.Second),
 			moving,
 			pod("checkout-c", "checkout", "", corev1.PodPending, "500m"),
 			pod("checkout-d", "checkout", "n2", corev1.PodSucceeded, "500m"),
@@ -77,7 +85,7 @@ func TestObserve(t *testing.T) {
 		Second: 7,
 		Tiers: map[string]TierSample{
 			"ingress": {Desired: 2, Replicas: 2, Running: 2, Backed: 2, CPURequest: 0.5},
-			"service": {Desired: 5, Replicas: 4, Running: 2, Backed: 1, Pending: 1, Serverless: 1, MovingBack: 1, CPURequest: 0.5, ServerlessCPURequest: 0.5},
+			"service": {Desired: 5, Replicas: 4, Running: 3, Backed: 1, Unserved: 1, Pending: 1, Serverless: 1, MovingBack: 1, CPURequest: 1, ServerlessCPURequest: 0.5},
 		},
 		Nodes: 2, NodesReady: 1,
 		Load: Load{Rate: 100, Sent: 100, OK: 97, Failed: 1, Errors: 1, Dropped: 1, P50: 1500 * time.Microsecond, P99: 250 * time.Millisecond},
@@ -256,6 +264,18 @@ func TestJoin(t *testing.T) {
 }
 
 // A side that could not be read in some round has figures too small to report.
+func TestSummarizeRefusesUnservedPods(t *testing.T) {
+	smp := sample(3, 2, 2, 2, 2, 0)
+	ts := smp.Tiers["service"]
+	ts.Unserved = 1
+	smp.Tiers["service"] = ts
+	tl := &Timeline{Tiers: tiers, Phases: []Phase{{Name: StepPhase, From: 0, To: 4}},
+		Sides: []Side{{Name: "lockstep", Samples: []Sample{sample(2, 2, 2, 2, 2, 0), smp}}}}
+	if _, err := Summarize(tl, Prices{}); err == nil || !strings.Contains(err.Error(), "1 pod-seconds Ready with nothing serving them (first at second 3)") {
+		t.Fatalf("err %v", err)
+	}
+}
+
 func TestSummarizeRefusesMissedSamples(t *testing.T) {
 	tl := &Timeline{Tiers: tiers, Phases: []Phase{{Name: StepPhase, From: 0, To: 1}},
 		Sides: []Side{{Name: "lockstep", SampleErrors: 2, Samples: []Sample{sample(0, 2, 2, 2, 2, 0)}}}}
