@@ -9,9 +9,12 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	karpv1 "sigs.k8s.io/karpenter/pkg/apis/v1"
 )
@@ -190,7 +193,7 @@ func TestPatch(t *testing.T) {
 
 func TestReleasePatch(t *testing.T) {
 	pod := spilledPod(t0)
-	got := applyPatch(t, pod, ReleasePatch(pod, t0.Add(time.Minute)))
+	got := applyPatch(t, pod, ReleasePatch(pod, t0.Add(time.Minute), ""))
 	if _, ok := got.Labels[podTemplateHashLabel]; ok {
 		t.Error("pod-template-hash kept: the ReplicaSet would still own the pod")
 	}
@@ -322,5 +325,67 @@ func checkTwinRules(t *testing.T, h *corev1.Pod) {
 		len(spread[0].LabelSelector.MatchExpressions) != 1 || spread[0].LabelSelector.MatchExpressions[0].Values[0] != "abc" ||
 		spread[1].LabelSelector.MatchLabels[HoldGroupLabel] != "rs-1" || spread[1].MaxSkew != 1 || spread[1].WhenUnsatisfiable != corev1.ScheduleAnyway {
 		t.Errorf("spread %+v: want the pod's with pod-template-hash resolved, and its soft twin over the placeholders", spread)
+	}
+}
+
+func TestPlanRelease(t *testing.T) {
+	web := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web", "tier": "front"}}
+	pod := func(ip string) *corev1.Pod {
+		p := spilledPod(t0, func(p *corev1.Pod) {
+			p.UID, p.Status.PodIP = "uid-1", ip
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+			p.Labels["tier"] = "front"
+			p.Spec.Containers = []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}
+		})
+		return p
+	}
+	svc := func(name string, sel map[string]string, target intstr.IntOrString) corev1.Service {
+		return corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"}, Spec: corev1.ServiceSpec{Selector: sel,
+			Ports: []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: target, Protocol: corev1.ProtocolTCP}}}}
+	}
+	policy := func(keys ...string) networkingv1.NetworkPolicy {
+		sel := map[string]string{}
+		for _, k := range keys {
+			sel[k] = "x"
+		}
+		return networkingv1.NetworkPolicy{Spec: networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: sel}}}}}}}
+	}
+	services := []corev1.Service{
+		svc("web", map[string]string{"app": "web"}, intstr.FromString("http")),
+		svc("web-direct", map[string]string{"app": "web"}, intstr.FromInt32(9090)),
+		svc("db", map[string]string{"app": "db"}, intstr.FromInt32(5432)),
+	}
+	cases := map[string]struct {
+		pod      *corev1.Pod
+		policies []networkingv1.NetworkPolicy
+		label    string
+		slices   int
+	}{
+		"first key of the selector":                {pod("10.244.0.7"), nil, "app", 2},
+		"a key NetworkPolicies use is kept":        {pod("10.244.0.7"), []networkingv1.NetworkPolicy{policy("app")}, "tier", 2},
+		"every key used: the pod keeps its labels": {pod("10.244.0.7"), []networkingv1.NetworkPolicy{policy("app", "tier")}, "", 0},
+		"a loopback address cannot be in a slice":  {pod("127.64.0.7"), nil, "", 0},
+		"no address yet":                           {pod(""), nil, "", 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			plan := PlanRelease(tc.pod, web, services, tc.policies)
+			if plan.Label != tc.label || len(plan.Slices) != tc.slices || (plan.Label == "") != (plan.Why != "") {
+				t.Fatalf("plan %q with %d slices (%s), want %q with %d", plan.Label, len(plan.Slices), plan.Why, tc.label, tc.slices)
+			}
+			for _, s := range plan.Slices {
+				e := s.Endpoints[0]
+				if s.Labels[discoveryv1.LabelServiceName] == "db" || e.Addresses[0] != "10.244.0.7" || !*e.Conditions.Ready || len(s.Ports) != 1 || s.OwnerReferences[0].UID != "uid-1" {
+					t.Errorf("slice %+v", s)
+				}
+				if want := map[string]int32{"web": 8080, "web-direct": 9090}[s.Labels[discoveryv1.LabelServiceName]]; *s.Ports[0].Port != want {
+					t.Errorf("slice of %s has port %d, want %d", s.Labels[discoveryv1.LabelServiceName], *s.Ports[0].Port, want)
+				}
+			}
+		})
+	}
+	released := applyPatch(t, pod("10.244.0.7"), ReleasePatch(pod("10.244.0.7"), t0, "app"))
+	if _, ok := released.Labels["app"]; ok || released.Annotations[ReleasedLabelAnnotation] != "app=web" || released.Labels["tier"] != "front" {
+		t.Errorf("released pod's labels %v, annotations %v", released.Labels, released.Annotations)
 	}
 }

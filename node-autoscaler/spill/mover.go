@@ -70,6 +70,11 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	if pod.Annotations[MovingBackAnnotation] != "" && pod.Annotations[ReleasedLabelAnnotation] != "" {
+		if err := m.syncSlices(ctx, &pod); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
 	dec := DecideMove(in, d.Config)
 	logger := log.FromContext(ctx).WithValues("pod", req.NamespacedName, "reason", dec.Reason)
 	logger.V(1).Info("decided move-back step", "action", dec.Action.String(), "hold", in.Hold != nil, "holdNode", nodeName(in.HoldNode),
@@ -97,15 +102,7 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		}
 		return reconcile.Result{}, nil
 	case MoveRelease:
-		if err := d.Client.Patch(ctx, &pod, client.RawPatch(types.JSONPatchType, ReleasePatch(&pod, in.Now))); err != nil {
-			return reconcile.Result{}, client.IgnoreNotFound(fmt.Errorf("releasing pod %s from its ReplicaSet: %w", req.NamespacedName, err))
-		}
-		m.moves.reserve(&pod, in.ReplicaSet.UID)
-		d.Metrics.Moves.WithLabelValues("released").Inc()
-		d.Recorder.Eventf(&pod, in.ReplicaSet, corev1.EventTypeNormal, "MovingBack", "MoveBack",
-			"room is ready on node %s: released from ReplicaSet %s, which creates a replacement; this pod keeps serving until the replacement is ready", in.Hold.Spec.NodeName, in.ReplicaSet.Name)
-		logger.Info("released spilled pod from its ReplicaSet", "replicaSet", in.ReplicaSet.Name, "node", in.Hold.Spec.NodeName)
-		return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
+		return m.release(ctx, &pod, in)
 	case MoveEvict:
 		return m.evict(ctx, &pod, in, dec)
 	case MoveReportHold:
@@ -117,6 +114,29 @@ func (m *Mover) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 		}
 	}
 	return reconcile.Result{RequeueAfter: dec.RequeueAfter}, nil
+}
+
+// release releases the pod from its ReplicaSet (its replacement takes the placeholder's room),
+// taking a label off when it can keep serving through EndpointSlices of its own (PlanRelease).
+func (m *Mover) release(ctx context.Context, pod *corev1.Pod, in MoveInput) (reconcile.Result, error) {
+	d := m.deps
+	plan, err := m.planRelease(ctx, pod, in.ReplicaSet)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := d.Client.Patch(ctx, pod, client.RawPatch(types.JSONPatchType, ReleasePatch(pod, in.Now, plan.Label))); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(fmt.Errorf("releasing pod %s from its ReplicaSet: %w", client.ObjectKeyFromObject(pod), err))
+	}
+	m.moves.reserve(pod, in.ReplicaSet.UID)
+	if plan.Label == "" {
+		d.Recorder.Eventf(pod, nil, corev1.EventTypeNormal, "ReleasedPodCounted", "MoveBack",
+			"keeps its labels while it moves back (%s): HPAs on Resource or Pods metrics count it until it goes", plan.Why)
+	}
+	d.Metrics.Moves.WithLabelValues("released").Inc()
+	d.Recorder.Eventf(pod, in.ReplicaSet, corev1.EventTypeNormal, "MovingBack", "MoveBack",
+		"room is ready on node %s: released from ReplicaSet %s, which creates a replacement; this pod keeps serving until the replacement is ready", in.Hold.Spec.NodeName, in.ReplicaSet.Name)
+	log.FromContext(ctx).Info("released spilled pod from its ReplicaSet", "pod", client.ObjectKeyFromObject(pod), "replicaSet", in.ReplicaSet.Name, "node", in.Hold.Spec.NodeName, "labelTakenOff", plan.Label)
+	return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
 }
 
 func (m *Mover) evict(ctx context.Context, pod *corev1.Pod, in MoveInput, dec MoveDecision) (reconcile.Result, error) {
@@ -136,6 +156,9 @@ func (m *Mover) evict(ctx context.Context, pod *corev1.Pod, in MoveInput, dec Mo
 		return reconcile.Result{RequeueAfter: moveRequeueWhileWaiting}, nil
 	case err != nil:
 		return reconcile.Result{}, fmt.Errorf("evicting pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := m.dropSlices(ctx, pod); err != nil {
+		log.FromContext(ctx).Error(err, "Dropping the evicted pod's EndpointSlices failed; its deletion takes them")
 	}
 	d.Metrics.Moves.WithLabelValues("evicted").Inc()
 	if since, ok := annotationTime(pod, MovingBackAnnotation); ok {
@@ -255,7 +278,10 @@ func ownerRef(o metav1.Object, kind string) *metav1.OwnerReference {
 // once; the Deployment's and Services' selectors still match it), its owner reference stays but
 // is no longer the controller's (the garbage collector still deletes it with its ReplicaSet), and
 // the release time is recorded. The patch fails if the pod changed since it was read.
-func ReleasePatch(pod *corev1.Pod, now time.Time) []byte {
+//
+// With label set, that label is taken off too (PlanRelease: the pod leaves the Deployment's,
+// HPAs' and PodDisruptionBudgets' view) and recorded in ReleasedLabelAnnotation.
+func ReleasePatch(pod *corev1.Pod, now time.Time, label string) []byte {
 	refs := make([]metav1.OwnerReference, len(pod.OwnerReferences))
 	for i, r := range pod.OwnerReferences {
 		r.Controller = nil
@@ -266,12 +292,16 @@ func ReleasePatch(pod *corev1.Pod, now time.Time) []byte {
 		{Op: "test", Path: "/metadata/resourceVersion", Value: pod.ResourceVersion},
 		{Op: "replace", Path: "/metadata/ownerReferences", Value: refs},
 	}
-	if _, ok := pod.Labels[podTemplateHashLabel]; ok {
-		ops = append(ops, jsonPatchOp{Op: "remove", Path: "/metadata/labels/" + escapePointer(podTemplateHashLabel)})
+	annotations := map[string]string{MovingBackAnnotation: now.UTC().Format(time.RFC3339)}
+	for _, key := range []string{podTemplateHashLabel, label} {
+		if v, ok := pod.Labels[key]; ok && key != "" {
+			ops = append(ops, jsonPatchOp{Op: "remove", Path: "/metadata/labels/" + escapePointer(key)})
+			if key == label {
+				annotations[ReleasedLabelAnnotation] = key + "=" + v
+			}
+		}
 	}
-	ops = append(ops, mapAdds("/metadata/annotations", pod.Annotations, map[string]string{
-		MovingBackAnnotation: now.UTC().Format(time.RFC3339),
-	})...)
+	ops = append(ops, mapAdds("/metadata/annotations", pod.Annotations, annotations)...)
 	b, _ := json.Marshal(ops) // plain values: cannot fail
 	return b
 }

@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,6 +47,11 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 		Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels}},
 	}
 	if err := c.Create(context.Background(), pdb); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}, Spec: corev1.ServiceSpec{
+		Selector: labels, Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
+	if err := c.Create(context.Background(), svc); err != nil {
 		t.Fatal(err)
 	}
 	created := time.Now()
@@ -102,13 +108,16 @@ func TestSpillWhileNodesBootThenMoveBack(t *testing.T) {
 	})
 	t.Logf("NodeClaims launched: %v", claims)
 
-	// From now on the workload's ready pods must never drop below its replicas.
+	// From now on the workload's ready pods must never drop below its replicas, and what an HPA
+	// counts (the ready pods its target's selector matches) never rise above them.
 	stopWatch := watchMinReady(c, ns, labels, replicas)
+	stopHPAView := watchHPAView(c, ns, labels, "web")
 
 	// Move back: every replica on a real node, nothing left spilled or held.
 	moveStart := time.Now()
 	waitMovedBack(t, c, ns, labels, replicas, "virtual-kubelet-spill")
 	minReady, samples := stopWatch()
+	checkHPAView(t, stopHPAView(), replicas)
 	t.Logf("moved back %s after the spill (nodes boot in 60 s); ready pods never fell below %d over %d samples", time.Since(moveStart).Round(100*time.Millisecond), minReady, samples)
 	if minReady < replicas {
 		t.Errorf("the workload's ready pods fell to %d during the move back, below its %d replicas", minReady, replicas)
@@ -137,6 +146,88 @@ func checkSpilledPods(t *testing.T, c client.Client, ns string, labels map[strin
 		if p.Labels[spill.SpilledLabel] != "true" || p.Annotations[spill.PodDeletionCostAnnotation] != spill.SpilledDeletionCost || p.Annotations[spill.SpilledAtAnnotation] == "" {
 			t.Errorf("spilled pod %s lacks the spilled label, the spill time or the low deletion cost: labels %v annotations %v", p.Name, p.Labels, p.Annotations)
 		}
+	}
+}
+
+// checkHPAView: an HPA would never have counted more ready pods than the replicas, and every
+// released pod served through its own EndpointSlice.
+func checkHPAView(t *testing.T, view hpaView, replicas int) {
+	t.Helper()
+	t.Logf("what the HPA counts: at most %d ready pods over %d samples; %d released pods seen, kept in the Service by their own EndpointSlice in %d of %d samples",
+		view.mostCounted, view.samples, len(view.released), view.releasedServed, view.releasedSamples)
+	if view.mostCounted > replicas {
+		t.Errorf("an HPA on this Deployment would have counted %d ready pods during the move back, above its %d replicas", view.mostCounted, replicas)
+	}
+	if len(view.released) == 0 || view.releasedServed != view.releasedSamples {
+		t.Errorf("released pods seen %d; in their Service's EndpointSlices in %d of %d samples, want all", len(view.released), view.releasedServed, view.releasedSamples)
+	}
+}
+
+// hpaView is what watchHPAView saw.
+type hpaView struct {
+	mostCounted, samples            int
+	released                        map[string]bool
+	releasedSamples, releasedServed int
+}
+
+// watchHPAView samples, every 50 ms until the returned function is called, what an HPA on the
+// workload counts (its ready pods that selector matches as they are labelled now), and whether
+// each released pod that still serves is in an EndpointSlice of the Service, ready.
+func watchHPAView(c client.Client, ns string, selector map[string]string, service string) func() hpaView {
+	var mu sync.Mutex
+	v := hpaView{released: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			// Pods, then slices, then pods again: a released pod counts only if it served in both
+			// reads (its slices are created before the release and deleted after the eviction).
+			var pods, again corev1.PodList
+			var slices discoveryv1.EndpointSliceList
+			if c.List(ctx, &pods, client.InNamespace(ns)) == nil && c.List(ctx, &slices, client.InNamespace(ns), client.MatchingLabels{discoveryv1.LabelServiceName: service}) == nil &&
+				c.List(ctx, &again, client.InNamespace(ns)) == nil {
+				stillServing := map[string]bool{}
+				for _, p := range again.Items {
+					stillServing[p.Name] = p.DeletionTimestamp == nil && ready(&p)
+				}
+				inSlices := map[string]bool{}
+				for _, s := range slices.Items {
+					for _, e := range s.Endpoints {
+						if e.Conditions.Ready != nil && *e.Conditions.Ready && len(e.Addresses) > 0 {
+							inSlices[e.Addresses[0]] = true
+						}
+					}
+				}
+				counted := 0
+				mu.Lock()
+				for _, p := range pods.Items {
+					if p.DeletionTimestamp != nil || !ready(&p) {
+						continue
+					}
+					if selects(selector, p.Labels) {
+						counted++
+					}
+					if p.Annotations[spill.ReleasedLabelAnnotation] != "" && stillServing[p.Name] {
+						v.released[p.Name] = true
+						v.releasedSamples++
+						if inSlices[p.Status.PodIP] {
+							v.releasedServed++
+						}
+					}
+				}
+				v.mostCounted, v.samples = max(v.mostCounted, counted), v.samples+1
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() hpaView {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return v
 	}
 }
 
@@ -226,12 +317,36 @@ func deployment(ns, name string, labels map[string]string, replicas int32, cpu s
 	}
 }
 
+// workloadPods lists the workload's pods: those labels select, and those released to move back
+// that they selected before the release took a label off (spill.ReleasedLabelAnnotation).
 func workloadPods(ctx context.Context, c client.Client, ns string, labels map[string]string) ([]corev1.Pod, error) {
 	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+	if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
-	return pods.Items, nil
+	var out []corev1.Pod
+	for _, p := range pods.Items {
+		have := map[string]string{}
+		for k, v := range p.Labels {
+			have[k] = v
+		}
+		if k, v, ok := strings.Cut(p.Annotations[spill.ReleasedLabelAnnotation], "="); ok {
+			have[k] = v
+		}
+		if selects(labels, have) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func ready(p *corev1.Pod) bool {

@@ -5,6 +5,7 @@
 package timeline
 
 import (
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -144,7 +145,7 @@ func observeTier(t Tier, c Cluster, virtual map[string]bool) TierSample {
 	}
 	for i := range c.Pods {
 		p := &c.Pods[i]
-		if selector == nil || !matches(selector, p.Labels) || p.DeletionTimestamp != nil {
+		if selector == nil || !matches(selector, workloadLabels(p)) || p.DeletionTimestamp != nil {
 			continue
 		}
 		switch p.Status.Phase {
@@ -181,6 +182,21 @@ func (s Sample) WithLoad(l Load) Sample {
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// workloadLabels are the pod's labels with the one node-autoscaler took off when it released
+// the pod to move it back (it still serves its workload until its replacement is ready).
+func workloadLabels(p *corev1.Pod) map[string]string {
+	k, v, ok := strings.Cut(p.Annotations[spill.ReleasedLabelAnnotation], "=")
+	if !ok {
+		return p.Labels
+	}
+	out := make(map[string]string, len(p.Labels)+1)
+	for lk, lv := range p.Labels {
+		out[lk] = lv
+	}
+	out[k] = v
+	return out
+}
 
 func matches(selector, labels map[string]string) bool {
 	for k, v := range selector {

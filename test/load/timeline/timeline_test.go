@@ -55,7 +55,8 @@ func TestObserve(t *testing.T) {
 	gone.DeletionTimestamp = &metav1.Time{}
 	// Released from its ReplicaSet by node-autoscaler, still serving from the virtual node.
 	moving := pod("checkout-b", "checkout", "vk", corev1.PodRunning, "500m")
-	moving.Annotations = map[string]string{spill.MovingBackAnnotation: "2026-12-01T10:00:00Z"}
+	moving.Annotations = map[string]string{spill.MovingBackAnnotation: "2026-12-01T10:00:00Z", spill.ReleasedLabelAnnotation: "app=checkout"}
+	delete(moving.Labels, "app") // taken off by the release; it still serves checkout
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	readyFor := func(p corev1.Pod, d time.Duration) corev1.Pod {
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-d))}}
