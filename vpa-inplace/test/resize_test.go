@@ -167,19 +167,7 @@ func TestStartupBoost(t *testing.T) {
 	create(t, c, dep, vpaFor(ns, "boost", vpav1.UpdateModeInPlace, func(v *vpav1.VerticalPodAutoscaler) {
 		v.Spec.StartupBoost = &vpav1.StartupBoost{CPU: &vpav1.GenericStartupBoost{Type: vpav1.FactorStartupBoostType, Factor: ptr.To[int32](3), DurationSeconds: ptr.To[int32](15)}}
 	}))
-	var target int64
-	framework.Eventually(t, 2*time.Minute, func(ctx context.Context) error {
-		var v vpav1.VerticalPodAutoscaler
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "boost"}, &v); err != nil {
-			return err
-		}
-		if v.Status.Recommendation == nil || len(v.Status.Recommendation.ContainerRecommendations) == 0 {
-			return fmt.Errorf("no recommendation yet")
-		}
-		q := v.Status.Recommendation.ContainerRecommendations[0].Target[corev1.ResourceCPU]
-		target = q.MilliValue()
-		return nil
-	})
+	target := waitTarget(t, c, ns, "boost")
 	// The first pod became Ready before any recommendation; its window is long past by now
 	// unless the recommendation came fast. Scale out: the new pod is boosted.
 	if err := c.Patch(ctx, dep, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":2}}`))); err != nil {

@@ -224,27 +224,12 @@ func TestAddressReusedWhileDraining(t *testing.T) {
 	ns := framework.Namespace(t, cs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unmanaged-" + ns}}
-	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	node := unmanagedNode(ctx, t, ns)
 	_, runner, done := startRunner(ctx, t, ns, backing.Options{DrainDelay: time.Hour})
 	const ip = "127.65.250.1"
 	running := func(name string) {
 		t.Helper()
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "checkout", backing.RoleLabel: "service"}},
-			Spec:       corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "api", Image: "demo"}}},
-		}
-		created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-		if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		runningServicePod(ctx, t, ns, node, name, ip)
 	}
 	started := func(pod string) error {
 		for _, e := range runner.Events() {
@@ -281,11 +266,7 @@ func TestFailedStartIsRetried(t *testing.T) {
 	ns := framework.Namespace(t, cs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unmanaged-" + ns}}
-	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	node := unmanagedNode(ctx, t, ns)
 	const ip = "127.65.250.2"
 	squatter, err := net.Listen("tcp", net.JoinHostPort(ip, "8080"))
 	if err != nil {
@@ -293,18 +274,7 @@ func TestFailedStartIsRetried(t *testing.T) {
 	}
 	defer squatter.Close()
 	_, runner, done := startRunner(ctx, t, ns, backing.Options{})
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "late", Labels: map[string]string{"app": "checkout", backing.RoleLabel: "service"}},
-		Spec:       corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "api", Image: "demo"}}},
-	}
-	created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	runningServicePod(ctx, t, ns, node, "late", ip)
 	count := func(action string) int {
 		n := 0
 		for _, e := range runner.Events() {
@@ -335,6 +305,36 @@ func TestFailedStartIsRetried(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unmanagedNode creates a node no kwok manages, for pods whose status the test writes itself.
+func unmanagedNode(ctx context.Context, t *testing.T, ns string) string {
+	t.Helper()
+	cs := framework.Clientset(t)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "unmanaged-" + ns}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	return node.Name
+}
+
+// runningServicePod creates a service pod on node and sets it Running at ip, as a kubelet would.
+func runningServicePod(ctx context.Context, t *testing.T, ns, node, name, ip string) {
+	t.Helper()
+	cs := framework.Clientset(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": "checkout", backing.RoleLabel: "service"}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "api", Image: "demo"}}},
+	}
+	created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
