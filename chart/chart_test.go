@@ -351,7 +351,9 @@ func checkVPAInplace(t *testing.T, cs kubernetes.Interface) {
 		{"autoscaling.k8s.io", "verticalpodautoscalercheckpoints", "", "create", true},
 		{"", "pods", "resize", "patch", true},
 		{"", "pods", "", "update", false},
-		{"", "pods", "", "patch", false},
+		// Patched only for the updater's state annotation (what a new leader reads).
+		{"", "pods", "", "patch", true},
+		{"", "pods", "", "delete", false},
 		{"", "pods", "eviction", "create", true},
 		{"metrics.k8s.io", "pods", "", "list", true},
 		{"policy", "poddisruptionbudgets", "", "list", true},
@@ -397,6 +399,13 @@ func checkNodeAutoscaler(t *testing.T, cs kubernetes.Interface) {
 		{"", "pods", "", "update", false},
 		{"scheduling.k8s.io", "priorityclasses", "", "create", true},
 		{"scheduling.k8s.io", "priorityclasses", "", "delete", false},
+		// A released pod keeps serving through EndpointSlices of its own; Services and
+		// NetworkPolicies are only read.
+		{"discovery.k8s.io", "endpointslices", "", "create", true},
+		{"discovery.k8s.io", "endpointslices", "", "delete", true},
+		{"", "services", "", "update", false},
+		{"networking.k8s.io", "networkpolicies", "", "list", true},
+		{"networking.k8s.io", "networkpolicies", "", "update", false},
 		{"apps", "deployments", "", "update", false},
 		{"", "secrets", "", "get", false},
 		{"events.k8s.io", "events", "", "create", false},
