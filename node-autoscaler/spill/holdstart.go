@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,12 +93,16 @@ func holdImage(ctx context.Context, d Deps) (string, error) {
 // on the spilled pod with what holds it up, a metric, and a mark on the placeholder.
 func (m *Mover) reportHold(ctx context.Context, pod *corev1.Pod, in MoveInput) error {
 	d := m.deps
+	if !m.reported.add(in.Hold.UID, in.Now) {
+		return nil // reported a moment ago; the cache has not shown the mark yet
+	}
 	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
 		HoldNotRunningAnnotation: in.Now.UTC().Format(time.RFC3339)}}})
 	if err != nil {
 		return fmt.Errorf("encoding the placeholder's mark: %w", err)
 	}
 	if err := d.Client.Patch(ctx, in.Hold, client.RawPatch(types.MergePatchType, body)); err != nil {
+		m.reported.remove(in.Hold.UID)
 		return client.IgnoreNotFound(fmt.Errorf("marking placeholder %s/%s: %w", in.Hold.Namespace, in.Hold.Name, err))
 	}
 	d.Metrics.Holds.WithLabelValues("not_running").Inc()
@@ -124,4 +129,38 @@ func HoldState(hold *corev1.Pod) string {
 		}
 	}
 	return fmt.Sprintf("on node %s, %s", hold.Spec.NodeName, hold.Status.Phase)
+}
+
+// recentSet remembers keys for a minute, far longer than a cache takes to show a write.
+type recentSet struct {
+	mu   sync.Mutex
+	seen map[types.UID]time.Time
+}
+
+const recentFor = time.Minute
+
+// add records uid at now and reports whether it was not already recorded within recentFor;
+// older entries go.
+func (r *recentSet) add(uid types.UID, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[types.UID]time.Time{}
+	}
+	for k, at := range r.seen {
+		if now.Sub(at) >= recentFor {
+			delete(r.seen, k)
+		}
+	}
+	if _, ok := r.seen[uid]; ok {
+		return false
+	}
+	r.seen[uid] = now
+	return true
+}
+
+func (r *recentSet) remove(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.seen, uid)
 }

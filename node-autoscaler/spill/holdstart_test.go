@@ -3,6 +3,7 @@ package spill
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,5 +73,22 @@ func TestPlaceholderPullsLikeThePod(t *testing.T) {
 	}
 	if c := h.Spec.Containers[0]; c.Image != cfg.HoldImage || c.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %s pulled %s", c.Image, c.ImagePullPolicy)
+	}
+}
+
+func TestRecentSet(t *testing.T) {
+	var r recentSet
+	if !r.add("a", t0) || r.add("a", t0.Add(59*time.Second)) {
+		t.Fatal("a key added twice within a minute")
+	}
+	if !r.add("b", t0.Add(time.Second)) {
+		t.Fatal("another key refused")
+	}
+	if !r.add("a", t0.Add(time.Minute)) || len(r.seen) != 2 {
+		t.Fatalf("after a minute: %v", r.seen)
+	}
+	r.remove("a")
+	if !r.add("a", t0.Add(time.Minute)) {
+		t.Fatal("a removed key refused")
 	}
 }

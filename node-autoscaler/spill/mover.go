@@ -30,6 +30,9 @@ type Mover struct {
 	class *priorityClass
 	// moves are the pods this mover released, counted in flight until the cache shows them.
 	moves moveReservations
+	// reported are the placeholders reported not running lately, so a cache that does not
+	// show the mark yet never reports one twice.
+	reported recentSet
 }
 
 // Register adds the controller to the manager.
