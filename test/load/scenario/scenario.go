@@ -399,26 +399,13 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 		var lines []string
 		nodes, nodesErr := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		for _, sd := range sides {
-			if nodesErr != nil {
-				if ctx.Err() == nil {
-					cfg.Log.Error(nodesErr, "listing nodes", "side", sd.Name)
-					sd.sampleErrors++
-				}
-				continue
-			}
-			cl, err := timeline.Gather(ctx, cs, sd.Namespace, nodes.Items)
+			cl, err := sideCluster(ctx, cfg, cs, sd.Namespace, sd.Name, nodes, nodesErr)
 			if err != nil {
 				if ctx.Err() == nil {
 					cfg.Log.Error(err, "sampling", "side", sd.Name)
 					sd.sampleErrors++
 				}
 				continue
-			}
-			if cfg.Nodes != nil {
-				cl.Nodes = sideNodes(cl.Nodes, sd.Name)
-				if err := measureNodes(ctx, cs, cl.Nodes); err != nil && ctx.Err() == nil {
-					cfg.Log.Error(err, "sampling", "side", sd.Name)
-				}
 			}
 			cl.Backed, cl.Now = sd.reach.Answering(cl.Pods), cfg.Clock.Now()
 			smp := timeline.Observe(second, Tiers, cl, timeline.Load{})
@@ -444,6 +431,27 @@ func sample(ctx context.Context, cfg Config, cs kubernetes.Interface, sides []*s
 		case <-tick.C():
 		}
 	}
+}
+
+// sideCluster reads one side's cluster state for a sampling round. Every failure fails the
+// round, which Summarize then refuses: the nodes' listing, the side's objects, and pointing
+// metrics-server at the side's new nodes (a node it cannot read leaves the CPU HPAs without
+// their pods' usage, which is not what the side's scaling would see in a cluster).
+func sideCluster(ctx context.Context, cfg Config, cs kubernetes.Interface, namespace, name string, nodes *corev1.NodeList, nodesErr error) (timeline.Cluster, error) {
+	if nodesErr != nil {
+		return timeline.Cluster{}, fmt.Errorf("listing nodes: %w", nodesErr)
+	}
+	cl, err := timeline.Gather(ctx, cs, namespace, nodes.Items)
+	if err != nil {
+		return cl, err
+	}
+	if cfg.Nodes != nil {
+		cl.Nodes = sideNodes(cl.Nodes, name)
+		if err := measureNodes(ctx, cs, cl.Nodes); err != nil {
+			return cl, err
+		}
+	}
+	return cl, nil
 }
 
 // live is a side's line in the live view: pods answering of those its HPAs want, the load of
